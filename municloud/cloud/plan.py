@@ -1,0 +1,13 @@
+"""``municloud cloud plan STACK``: placeholder until the offline plan lands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("stack")
+
+
+def main(args: argparse.Namespace) -> int:
+    raise SystemExit("municloud cloud plan: not built yet")

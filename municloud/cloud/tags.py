@@ -1,0 +1,28 @@
+"""The tags every cloud resource carries, so that each one names whom it serves.
+
+One home for the keys: the Pulumi components set them, the graph tests and the policy pack demand
+them, ``municloud cloud verify`` reads them back from AWS, and Ansible's ``amazon.aws.aws_ec2``
+inventory groups the proxy fleet by them.
+"""
+
+from __future__ import annotations
+
+PREFECTURE = "municloud:prefecture"  # 6-digit code of the prefecture served, e.g. "310000"
+MUNICIPALITY = "municloud:municipality"  # 6-digit code of the municipality served, if only one
+CLOUD = "municloud:cloud"  # name of the security cloud or joint cloud, e.g. "okayama-tottori"
+CLOUD_KIND = "municloud:cloud-kind"  # "security-cloud" or "joint-cloud"
+ROLE = "municloud:role"  # for instances: the Ansible role that configures them, e.g. "proxy"
+MANAGED_BY = "managed-by"  # always "municloud"
+
+SERVES = (PREFECTURE, MUNICIPALITY)  # a resource must carry at least one of these
+
+
+def base(cloud: str, kind: str, *, prefecture: str | None = None,
+         municipality: str | None = None) -> dict[str, str]:
+    """The tags of a resource of ``cloud`` that serves ``prefecture`` or ``municipality``."""
+    tags = {CLOUD: cloud, CLOUD_KIND: kind, MANAGED_BY: "municloud"}
+    if prefecture:
+        tags[PREFECTURE] = prefecture
+    if municipality:
+        tags[MUNICIPALITY] = municipality
+    return tags
