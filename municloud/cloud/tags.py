@@ -26,3 +26,31 @@ def base(cloud: str, kind: str, *, prefecture: str | None = None,
     if municipality:
         tags[MUNICIPALITY] = municipality
     return tags
+
+SYSTEM = "municloud:system"  # joint cloud: the core system a resource belongs to, e.g. "tax"
+
+KIND_SECURITY_CLOUD = "security-cloud"  # 自治体情報セキュリティクラウド
+KIND_JOINT_CLOUD = "joint-cloud"  # 自治体クラウド
+
+# The one list of AWS resource types that take no tags: they are attributes of a tagged resource
+# (a route of a tagged route table, the versioning of a tagged bucket) and cannot carry tags of
+# their own in AWS. Every other ``aws:`` type must carry ``base(...)``; providers and components
+# are not cloud resources and are not checked.
+UNTAGGABLE_TYPES = frozenset({
+    "aws:ec2/route:Route",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation",
+    "aws:ec2/vpcIpv4CidrBlockAssociation:VpcIpv4CidrBlockAssociation",
+    "aws:ec2transitgateway/route:Route",
+    "aws:ec2transitgateway/routeTableAssociation:RouteTableAssociation",
+    "aws:ec2transitgateway/routeTablePropagation:RouteTablePropagation",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:kms/alias:Alias",
+    "aws:s3/bucketVersioning:BucketVersioning",
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:backup/selection:Selection",
+    "aws:networkfirewall/loggingConfiguration:LoggingConfiguration",
+})
