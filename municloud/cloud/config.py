@@ -13,6 +13,8 @@ security cloud and in the joint cloud.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,16 @@ class JointCloudConfig(CommonConfig):
     backup_region: str
     backup_retention_days: int
     database: DatabaseSettings
+
+
+def derived_psk(key: pulumi.Output[str], label: str) -> pulumi.Output[str]:
+    """A per-tunnel pre-shared key derived from the stack's one secret; it stays secret.
+
+    One secret per stack, one distinct key per municipality and cloud, nothing typed N times.
+    AWS accepts 8-64 letters, digits, ``.`` and ``_``, not starting with ``0``.
+    """
+    return pulumi.Output.secret(key).apply(
+        lambda k: "k" + hmac.new(k.encode(), label.encode(), hashlib.sha256).hexdigest()[:40])
 
 
 def _inventories(cfg: pulumi.Config, base_dir: Path) -> tuple[Prefecture, ...]:

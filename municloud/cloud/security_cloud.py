@@ -25,8 +25,6 @@ same. The topology, for each stack:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,12 @@ import pulumi_aws as aws
 
 import pulumi
 from municloud.cloud import tags
-from municloud.cloud.config import ConfigError, SecurityCloudConfig, security_cloud_config
+from municloud.cloud.config import (
+    ConfigError,
+    SecurityCloudConfig,
+    derived_psk,
+    security_cloud_config,
+)
 from municloud.cloud.log_archive import LogArchive, LogArchiveArgs, flow_log
 from municloud.inventory import Municipality, Prefecture
 from municloud.segments import Segment, SharedNetwork
@@ -83,15 +86,6 @@ def public_ranges(prefecture: Prefecture) -> tuple[Net, Net]:
 def internet_segment(m: Municipality) -> Net:
     """The only segment of a municipality that the security cloud serves (インターネット接続系)."""
     return m.segments[Segment.INTERNET].cidr
-
-
-def derived_psk(key: pulumi.Output[str], code: str) -> pulumi.Output[str]:
-    """A per-municipality pre-shared key from the stack's one secret (stays secret).
-
-    AWS accepts 8-64 characters of letters, digits, ``.`` and ``_``, not starting with ``0``.
-    """
-    return pulumi.Output.secret(key).apply(
-        lambda k: "m" + hmac.new(k.encode(), code.encode(), hashlib.sha256).hexdigest()[:40])
 
 
 def _opts(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
@@ -439,7 +433,7 @@ class MunicipalityAttachment(pulumi.ComponentResource):
         self.customer_gateway = aws.ec2.CustomerGateway(
             f"{name}-cgw", ip_address=str(gateway_address), bgp_asn=str(cfg.customer_gateway_asn),
             type="ipsec.1", tags=m_tags, opts=_opts(self))
-        psk = derived_psk(cfg.vpn_pre_shared_key, m.code)
+        psk = derived_psk(cfg.vpn_pre_shared_key, f"security-cloud:{cfg.name}:{m.code}")
         self.vpn = aws.ec2.VpnConnection(
             f"{name}-vpn",
             customer_gateway_id=self.customer_gateway.id,
