@@ -1,0 +1,598 @@
+"""``municloud cloud verify``: the pure checks, and the whole command against a local moto server.
+
+One moto server per module, bound to loopback only; each case seeds its own cloud under a fresh
+``municloud:cloud`` name, so cases do not see one another's resources (except the account-wide
+GuardDuty detectors, which verify prefers by tag).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cloud_seed import REGION, Seeded, seed_joint_cloud, seed_security_cloud, tag_list
+
+from municloud import cli
+from municloud.cloud import tags
+from municloud.cloud.verify import (
+    JOINT_CLOUD,
+    SECURITY_CLOUD,
+    Bucket,
+    CloudState,
+    Expected,
+    Finding,
+    Status,
+    attachment_tags,
+    check_backup_cross_region,
+    check_bucket_encryption,
+    check_bucket_object_lock,
+    check_bucket_public_access,
+    check_cloudtrail,
+    check_expected_served,
+    check_flow_logs,
+    check_guardduty,
+    check_no_internet_gateway,
+    check_no_public_ip,
+    check_no_world_ingress,
+    check_rds_encrypted,
+    check_serves_tags,
+    check_tgw_default_route_table,
+    check_tgw_isolation,
+    exit_code,
+    run_checks,
+    verdicts,
+)
+from municloud.inventory import Prefecture, load
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "inventories" / "sample"
+PREF = "310000"  # 鳥取県
+TOTTORI, YONAGO, KURAYOSHI = "312011", "312029", "312037"
+
+
+# --- pure checks -------------------------------------------------------------------------------
+
+
+def tl(**values: str) -> list[dict[str, str]]:
+    """A tag list from keyword arguments: cloud=..., municipality=..., prefecture=..., role=..."""
+    keys = {"cloud": tags.CLOUD, "municipality": tags.MUNICIPALITY,
+            "prefecture": tags.PREFECTURE, "role": tags.ROLE}
+    return tag_list({keys[k]: v for k, v in values.items()})
+
+
+def hub_state(**overrides: Any) -> CloudState:
+    """A small security cloud: two municipalities' VPC attachments, one inspection attachment."""
+    state = CloudState(cloud="c", kind=SECURITY_CLOUD, region=REGION)
+    state.transit_gateways = [{"TransitGatewayId": "tgw-1", "Tags": tl(cloud="c", prefecture=PREF),
+                               "Options": {"DefaultRouteTableAssociation": "disable",
+                                           "DefaultRouteTablePropagation": "disable"}}]
+    state.vpcs = [{"VpcId": "vpc-a", "CidrBlock": "10.1.0.0/24"},
+                  {"VpcId": "vpc-b", "CidrBlock": "10.2.0.0/24"},
+                  {"VpcId": "vpc-i", "CidrBlock": "10.9.0.0/24"}]
+    state.tgw_attachments = [
+        {"TransitGatewayAttachmentId": "att-a", "ResourceType": "vpc", "ResourceId": "vpc-a",
+         "Tags": tl(cloud="c", municipality=TOTTORI)},
+        {"TransitGatewayAttachmentId": "att-b", "ResourceType": "vpc", "ResourceId": "vpc-b",
+         "Tags": tl(cloud="c", municipality=YONAGO)},
+        {"TransitGatewayAttachmentId": "att-i", "ResourceType": "vpc", "ResourceId": "vpc-i",
+         "Tags": tl(cloud="c", prefecture=PREF, role="inspection")},
+    ]
+    state.tgw_route_tables = [
+        {"TransitGatewayRouteTableId": "rtb-a", "Tags": tl(cloud="c", municipality=TOTTORI)},
+        {"TransitGatewayRouteTableId": "rtb-i",
+         "Tags": tl(cloud="c", prefecture=PREF, role="inspection")},
+    ]
+    state.tgw_routes = {
+        "rtb-a": [route("0.0.0.0/0", "att-i")],
+        "rtb-i": [route("10.1.0.0/24", "att-a"), route("10.2.0.0/24", "att-b")],
+    }
+    for key, value in overrides.items():
+        setattr(state, key, value)
+    return state
+
+
+def route(dest: str, attachment: str | None = None, state: str = "active") -> dict[str, Any]:
+    targets = [{"TransitGatewayAttachmentId": attachment}] if attachment else []
+    return {"DestinationCidrBlock": dest, "State": state, "TransitGatewayAttachments": targets}
+
+
+def statuses(findings: list[Finding]) -> set[Status]:
+    return {f.status for f in findings}
+
+
+def test_isolation_passes_and_counts_tables() -> None:
+    findings = check_tgw_isolation(hub_state())
+    assert statuses(findings) == {Status.PASS}
+    assert findings[0].examined == 2
+
+
+def test_isolation_fails_on_route_to_other_municipalitys_attachment() -> None:
+    # The route's destination is not in any known range, only its target gives it away: this is
+    # the path moto cannot exercise (it returns routes without their attachments).
+    state = hub_state()
+    state.tgw_routes["rtb-a"].append(route("172.16.0.0/24", "att-b"))
+    findings = check_tgw_isolation(state)
+    assert [f.status for f in findings] == [Status.FAIL]
+    assert "routes 172.16.0.0/24 to att-b of municipality 312029" in findings[0].message
+
+
+def test_isolation_fails_on_route_into_other_municipalitys_range() -> None:
+    state = hub_state()
+    state.tgw_routes["rtb-a"].append(route("10.2.0.128/25"))
+    (finding,) = check_tgw_isolation(state)
+    assert finding.status is Status.FAIL
+    assert "inside 10.2.0.0/24 of municipality 312029 (VPC vpc-b)" in finding.message
+
+
+def test_isolation_uses_inventory_ranges() -> None:
+    state = hub_state()
+    state.tgw_routes["rtb-a"].append(route("198.18.20.0/24"))
+    assert statuses(check_tgw_isolation(state)) == {Status.PASS}
+    expected = [Expected(YONAGO, "米子市", "sample", ("198.18.20.0/24",))]
+    (finding,) = check_tgw_isolation(state, expected)
+    assert "of municipality 312029 (inventory sample)" in finding.message
+
+
+def test_isolation_fails_on_propagation_from_other_municipality() -> None:
+    state = hub_state(tgw_propagations={"rtb-a": [
+        {"TransitGatewayAttachmentId": "att-b", "State": "enabled"}]})
+    (finding,) = check_tgw_isolation(state)
+    assert "by propagation from att-b" in finding.message
+
+
+@pytest.mark.parametrize("extra", [
+    route("10.2.0.0/24", "att-b", state="blackhole"),  # an explicit drop is fine
+    route("0.0.0.0/0", "att-i"),  # a default route to inspection is the design
+    route("10.1.0.0/24", "att-a"),  # its own range
+])
+def test_isolation_allows(extra: dict[str, Any]) -> None:
+    state = hub_state()
+    state.tgw_routes["rtb-a"].append(extra)
+    assert statuses(check_tgw_isolation(state)) == {Status.PASS}
+
+
+def test_isolation_prefecture_table_may_not_reach_other_prefecture() -> None:
+    state = hub_state()
+    state.tgw_attachments.append({"TransitGatewayAttachmentId": "att-o", "ResourceType": "vpn",
+                                  "ResourceId": "vpn-o", "Tags": tl(municipality="332020")})
+    state.tgw_route_tables.append({"TransitGatewayRouteTableId": "rtb-p",
+                                   "Tags": tl(cloud="c", prefecture=PREF)})
+    state.tgw_routes["rtb-p"] = [route("10.1.0.0/24", "att-a"), route("10.50.0.0/24", "att-o")]
+    (finding,) = check_tgw_isolation(state)
+    assert finding.resource == "rtb-p"
+    assert "att-o of municipality 332020" in finding.message
+
+
+def test_isolation_untagged_table_with_routes_fails_empty_one_is_ignored() -> None:
+    state = hub_state()
+    state.tgw_route_tables.append({"TransitGatewayRouteTableId": "rtb-x", "Tags": []})
+    assert statuses(check_tgw_isolation(state)) == {Status.PASS}
+    state.tgw_routes["rtb-x"] = [route("10.2.0.0/24", "att-b")]
+    (finding,) = check_tgw_isolation(state)
+    assert finding.resource == "rtb-x" and "no tag says whom it serves" in finding.message
+
+
+def test_isolation_with_no_tables_fails() -> None:
+    (finding,) = check_tgw_isolation(hub_state(tgw_route_tables=[], tgw_routes={}))
+    assert finding.status is Status.FAIL and "no transit gateway route table" in finding.message
+
+
+def test_no_transit_gateway_fails() -> None:
+    (finding,) = check_tgw_default_route_table(hub_state(transit_gateways=[]))
+    assert finding.status is Status.FAIL
+    assert "no transit gateway tagged municloud:cloud=c" in finding.message
+
+
+def test_default_route_table_enabled_fails() -> None:
+    state = hub_state()
+    state.transit_gateways[0]["Options"]["DefaultRouteTablePropagation"] = "enable"
+    (finding,) = check_tgw_default_route_table(state)
+    assert finding.status is Status.FAIL and "DefaultRouteTablePropagation" in finding.message
+
+
+def test_vpn_attachment_inherits_the_vpn_connections_tags() -> None:
+    state = hub_state(vpn_connections=[{"VpnConnectionId": "vpn-k",
+                                        "Tags": tl(cloud="c", municipality=KURAYOSHI)}])
+    state.tgw_attachments.append({"TransitGatewayAttachmentId": "att-k", "ResourceType": "vpn",
+                                  "ResourceId": "vpn-k"})
+    assert attachment_tags(state)["att-k"][tags.MUNICIPALITY] == KURAYOSHI
+    state.tgw_routes["rtb-a"].append(route("10.77.0.0/24", "att-k"))
+    (finding,) = check_tgw_isolation(state)
+    assert "att-k of municipality 312037" in finding.message
+
+
+def test_flow_logs() -> None:
+    state = hub_state(flow_logs=[{"ResourceId": "vpc-a", "FlowLogStatus": "ACTIVE"},
+                                 {"ResourceId": "vpc-b", "FlowLogStatus": "ACTIVE"}])
+    (finding,) = check_flow_logs(state)
+    assert (finding.status, finding.resource) == (Status.FAIL, "vpc-i")
+    assert check_flow_logs(hub_state(vpcs=[]))[0].status is Status.FAIL
+
+
+GOOD_BUCKET = Bucket(
+    "archive", {tags.CLOUD: "c", tags.PREFECTURE: PREF},
+    object_lock={"ObjectLockEnabled": "Enabled",
+                 "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 0, "Years": 5}}},
+    encryption={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]},
+    public_access_block=dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"),
+        True),
+)
+
+
+@pytest.mark.parametrize(("check", "bucket", "message"), [
+    (check_bucket_object_lock, Bucket("archive", {}), "object lock is not enabled"),
+    (check_bucket_object_lock,
+     Bucket("archive", {}, object_lock={"ObjectLockEnabled": "Enabled"}), "no default retention"),
+    (check_bucket_encryption, Bucket("archive", {}), "default encryption is none"),
+    (check_bucket_encryption, Bucket("archive", {}, encryption={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}),
+     "default encryption is AES256"),
+    (check_bucket_public_access, Bucket("archive", {}, public_access_block={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True}),
+     "not set: RestrictPublicBuckets"),
+])
+def test_bucket_checks_fail(check: Callable[[CloudState], list[Finding]], bucket: Bucket,
+                            message: str) -> None:
+    (finding,) = check(hub_state(buckets=[bucket]))
+    assert finding.status is Status.FAIL and message in finding.message
+    assert statuses(check(hub_state(buckets=[GOOD_BUCKET]))) == {Status.PASS}
+    (none,) = check(hub_state(buckets=[]))
+    assert none.status is Status.FAIL and "no log archive bucket" in none.message
+
+
+def test_cloudtrail() -> None:
+    good = {"Name": "t", "IsMultiRegionTrail": True, "IsLogging": True}
+    assert statuses(check_cloudtrail(hub_state(trails=[good]))) == {Status.PASS}
+    (finding,) = check_cloudtrail(hub_state(trails=[{**good, "IsMultiRegionTrail": False,
+                                                      "IsLogging": False}]))
+    assert finding.message == "not multi-region, not logging"
+    (none,) = check_cloudtrail(hub_state(untagged_trails=["org-trail"]))
+    assert none.status is Status.FAIL and "untagged trail(s): org-trail" in none.message
+
+
+def test_guardduty_prefers_the_clouds_detector() -> None:
+    other = {"DetectorId": "d-other", "Status": "ENABLED", "Tags": {tags.CLOUD: "x"}}
+    ours = {"DetectorId": "d-ours", "Status": "DISABLED", "Tags": {tags.CLOUD: "c"}}
+    (finding,) = check_guardduty(hub_state(detectors=[other, ours]))
+    assert (finding.status, finding.resource) == (Status.FAIL, "d-ours")
+    (fallback,) = check_guardduty(hub_state(detectors=[other]))
+    assert fallback.status is Status.PASS and "not tagged with the cloud" in fallback.message
+    assert check_guardduty(hub_state())[0].status is Status.FAIL
+
+
+def test_world_ingress_ipv4_and_ipv6() -> None:
+    sgs = [{"GroupId": "sg-1", "IpPermissions": [
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+        {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]},
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+         "IpRanges": [{"CidrIp": "198.18.16.0/24"}]}]}]
+    findings = check_no_world_ingress(hub_state(security_groups=sgs))
+    assert [f.message for f in findings] == ["ingress from 0.0.0.0/0 on tcp/22 ()",
+                                             "ingress from ::/0 on all traffic ()"]
+
+
+def test_joint_cloud_checks() -> None:
+    state = hub_state(kind=JOINT_CLOUD, internet_gateways=[
+        {"InternetGatewayId": "igw-1", "Attachments": [{"VpcId": "vpc-a"}]},
+        {"InternetGatewayId": "igw-elsewhere", "Attachments": [{"VpcId": "vpc-zz"}]}])
+    assert [f.resource for f in check_no_internet_gateway(state)] == ["igw-1"]
+    state.network_interfaces = [{"NetworkInterfaceId": "eni-1",
+                                 "Association": {"PublicIp": "203.0.113.9"}}]
+    state.db_instances = [{"DBInstanceIdentifier": "db", "PubliclyAccessible": True,
+                           "StorageEncrypted": False}]
+    assert [f.resource for f in check_no_public_ip(state)] == ["eni-1", "db"]
+    assert check_rds_encrypted(state)[0].message == "storage is not encrypted"
+    (none,) = check_rds_encrypted(hub_state(kind=JOINT_CLOUD))
+    assert none.status is Status.FAIL and "no RDS instance" in none.message
+
+
+@pytest.mark.parametrize(("destination", "status"), [
+    ("arn:aws:backup:ap-northeast-3:123456789012:backup-vault:copy", Status.PASS),
+    ("arn:aws:backup:ap-northeast-1:123456789012:backup-vault:copy", Status.FAIL),
+])
+def test_backup_copy_must_leave_the_region(destination: str, status: Status) -> None:
+    plan = {"BackupPlanName": "daily", "Rules": [{"CopyActions": [
+        {"DestinationBackupVaultArn": destination}]}]}
+    (finding,) = check_backup_cross_region(hub_state(kind=JOINT_CLOUD, backup_plans=[plan]))
+    assert finding.status is status
+    assert check_backup_cross_region(hub_state(kind=JOINT_CLOUD))[0].status is Status.FAIL
+
+
+def test_serves_tags() -> None:
+    state = hub_state()
+    state.vpcs[0]["Tags"] = tl(cloud="c", prefecture=PREF)
+    state.vpcs[1]["Tags"] = tl(cloud="c")
+    state.vpcs[2]["Tags"] = tl(cloud="c", municipality="312010")  # wrong check digit
+    findings = check_serves_tags(state)
+    assert {f.resource for f in findings} == {"vpc-b", "vpc-i"}
+    assert "carries neither" in next(f.message for f in findings if f.resource == "vpc-b")
+    assert "check digit" in next(f.message for f in findings if f.resource == "vpc-i")
+
+
+def test_expected_served() -> None:
+    state = hub_state()
+    expected = [Expected(TOTTORI, "鳥取市", "sample"), Expected(KURAYOSHI, "倉吉市", "sample")]
+    (finding,) = check_expected_served(state, expected)
+    assert finding.resource == KURAYOSHI and "倉吉市" in finding.message
+
+
+def test_unreadable_service_is_unchecked_and_not_a_pass() -> None:
+    state = hub_state(unavailable={"guardduty": "ListDetectors failed with AccessDenied"})
+    findings = run_checks(state)
+    unchecked = [f for f in findings if f.status is Status.UNCHECKED]
+    assert {f.check for f in unchecked} == {"guardduty", "serves-tags"}
+    assert "not checkable here (guardduty: ListDetectors failed with AccessDenied)" in \
+        unchecked[0].message
+    assert verdicts(findings)["guardduty"] is Status.UNCHECKED
+    assert exit_code([Finding("x", Status.PASS, "-", ""),
+                      Finding("y", Status.UNCHECKED, "-", "")]) == 1
+
+
+# --- the command against a moto server ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def aws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fake credentials and no shared config, so nothing here can reach a real account."""
+    empty = tmp_path_factory.mktemp("aws") / "none"
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                    "AWS_ENDPOINT_URL", "AWS_REGION"):
+            mp.delenv(key, raising=False)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", REGION)
+        mp.setenv("AWS_CONFIG_FILE", str(empty))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        yield
+
+
+@pytest.fixture(scope="module")
+def endpoint(aws_env: None) -> Iterator[str]:
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sample() -> Prefecture:
+    return load(SAMPLE)
+
+
+def fresh(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def verify(capsys: pytest.CaptureFixture[str], endpoint: str, kind: str, cloud: str,
+           *extra: str) -> tuple[int, str, str]:
+    code = cli.main(["cloud", "verify", "--kind", kind, "--cloud", cloud, "--region", REGION,
+                     "--endpoint-url", endpoint, *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def report(capsys: pytest.CaptureFixture[str], endpoint: str, kind: str, cloud: str,
+           *extra: str) -> tuple[int, dict[str, Any]]:
+    code, out, _ = verify(capsys, endpoint, kind, cloud, "--json", *extra)
+    return code, json.loads(out)
+
+
+def test_conforming_security_cloud_passes(capsys: pytest.CaptureFixture[str], endpoint: str,
+                                          sample: Prefecture) -> None:
+    seeded = seed_security_cloud(endpoint, sample.security_cloud, sample)
+    code, data = report(capsys, endpoint, SECURITY_CLOUD, seeded.cloud,
+                        "--inventory", str(SAMPLE))
+    assert data["checks"] == dict.fromkeys(data["checks"], "PASS"), data["findings"]
+    assert code == 0
+    assert set(data["checks"]) == {
+        "tgw-default-route-table", "tgw-isolation", "vpc-flow-logs", "log-archive-object-lock",
+        "log-archive-encryption", "log-archive-public-access", "cloudtrail", "guardduty",
+        "sg-no-world-ingress", "municipalities-attached", "serves-tags"}
+    examined = {f["check"]: f["examined"] for f in data["findings"]}
+    assert examined["tgw-isolation"] == 4  # inspection + one per municipality
+    assert examined["vpc-flow-logs"] == 3
+    assert examined["municipalities-attached"] == 3
+    assert examined["serves-tags"] > 10
+    # The VPN's configuration holds pre-shared keys; none may reach the report.
+    assert "pre_shared_key" not in json.dumps(data)
+
+
+def test_conforming_joint_cloud_passes(capsys: pytest.CaptureFixture[str], endpoint: str,
+                                       sample: Prefecture) -> None:
+    cloud = next(m.joint_cloud for m in sample.municipalities if m.joint_cloud)
+    assert cloud is not None
+    seed_joint_cloud(endpoint, cloud, sample)
+    code, out, err = verify(capsys, endpoint, JOINT_CLOUD, cloud, "--inventory", str(SAMPLE))
+    lines = out.splitlines()
+    assert code == 0, out
+    assert all(line.startswith("PASS") for line in lines[:-1]), out
+    assert lines[-1] == (f"joint-cloud {cloud} in {REGION}: 8 checks, 8 passed, 0 failed, "
+                         "0 not checkable here")
+    assert any("municipalities-attached" in line and "all 2 municipalities" in line
+               for line in lines)
+    assert err == ""
+
+
+def _route_to_other(s: Seeded) -> None:
+    s.client("ec2").create_transit_gateway_route(
+        DestinationCidrBlock=s.cidrs[YONAGO], TransitGatewayRouteTableId=s.route_tables[TOTTORI],
+        TransitGatewayAttachmentId=s.attachments[YONAGO])
+
+
+def _propagate_other(s: Seeded) -> None:
+    s.client("ec2").enable_transit_gateway_route_table_propagation(
+        TransitGatewayRouteTableId=s.route_tables[TOTTORI],
+        TransitGatewayAttachmentId=s.attachments[KURAYOSHI])
+
+
+def _world_ingress(s: Seeded) -> None:
+    ec2 = s.client("ec2")
+    group = ec2.create_security_group(
+        GroupName=f"{s.cloud}-open", Description="open", VpcId=s.vpcs["shared"],
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(
+            tags.base(s.cloud, "x", prefecture=PREF))}])["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+
+
+def _vpc_without_flow_logs(s: Seeded) -> None:
+    s.client("ec2").create_vpc(CidrBlock="198.18.99.0/24", TagSpecifications=[{
+        "ResourceType": "vpc", "Tags": tag_list(tags.base(s.cloud, "x", prefecture=PREF))}])
+
+
+def _untagged_group(s: Seeded) -> None:
+    s.client("ec2").create_security_group(
+        GroupName=f"{s.cloud}-who", Description="serves nobody", VpcId=s.vpcs["shared"],
+        TagSpecifications=[{"ResourceType": "security-group",
+                            "Tags": tag_list({tags.CLOUD: s.cloud})}])
+
+
+def _stop_trail(s: Seeded) -> None:
+    s.client("cloudtrail").stop_logging(Name=s.trail)
+
+
+def _internet_gateway(s: Seeded) -> None:
+    ec2 = s.client("ec2")
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=s.vpcs["shared"])
+
+
+def _public_instance(s: Seeded) -> None:
+    ec2 = s.client("ec2")
+    ec2.modify_subnet_attribute(SubnetId=s.subnets["shared"], MapPublicIpOnLaunch={"Value": True})
+    ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                      SubnetId=s.subnets["shared"], TagSpecifications=[{
+                          "ResourceType": "instance",
+                          "Tags": tag_list(tags.base(s.cloud, "x", prefecture=PREF))}])
+
+
+def _nothing(s: Seeded) -> None:
+    pass
+
+
+# (case id, kind, seed options, break it, {failing check: message in its FAIL line})
+BROKEN: list[tuple[str, str, dict[str, Any], Callable[[Seeded], None], dict[str, str]]] = [
+    ("route-to-other-municipality", SECURITY_CLOUD, {}, _route_to_other,
+     {"tgw-isolation": "municipality 312011's table routes 198.18.22.0/24, inside 198.18.22.0/24 "
+                       "of municipality 312029"}),
+    ("propagation-from-other-municipality", SECURITY_CLOUD, {}, _propagate_other,
+     {"tgw-isolation": "learns routes by propagation from"}),
+    ("tgw-default-route-table", SECURITY_CLOUD, {"tgw_defaults_disabled": False}, _nothing,
+     {"tgw-default-route-table": "DefaultRouteTableAssociation and DefaultRouteTablePropagation "
+                                 "enabled"}),
+    ("security-cloud-world-ingress", SECURITY_CLOUD, {}, _world_ingress,
+     {"sg-no-world-ingress": "ingress from 0.0.0.0/0 on tcp/22"}),
+    ("bucket-without-object-lock", SECURITY_CLOUD, {"object_lock": False}, _nothing,
+     {"log-archive-object-lock": "object lock is not enabled"}),
+    ("bucket-not-kms", SECURITY_CLOUD, {"encryption": "AES256"}, _nothing,
+     {"log-archive-encryption": "default encryption is AES256, not aws:kms"}),
+    ("vpc-without-flow-logs", SECURITY_CLOUD, {}, _vpc_without_flow_logs,
+     {"vpc-flow-logs": "no active flow log on the VPC"}),
+    ("untagged-resource", SECURITY_CLOUD, {}, _untagged_group,
+     {"serves-tags": "security group carries neither municloud:prefecture nor "
+                     "municloud:municipality"}),
+    ("trail-not-logging", SECURITY_CLOUD, {}, _stop_trail, {"cloudtrail": "not logging"}),
+    ("joint-cloud-internet-gateway", JOINT_CLOUD, {}, _internet_gateway,
+     {"no-internet-gateway": "internet gateway attached to vpc-"}),
+    ("joint-cloud-world-ingress", JOINT_CLOUD, {}, _world_ingress,
+     {"sg-no-world-ingress": "ingress from 0.0.0.0/0"}),
+    ("joint-cloud-public-ip", JOINT_CLOUD, {}, _public_instance,
+     {"no-public-ip": "instance has public IP", "subnet-no-public-ip": "maps a public IP"}),
+    ("unencrypted-rds", JOINT_CLOUD, {"storage_encrypted": False}, _nothing,
+     {"rds-encrypted": "storage is not encrypted"}),
+    ("backup-same-region", JOINT_CLOUD, {"copy_to_other_region": False}, _nothing,
+     {"backup-cross-region": f"copy actions stay in {REGION}"}),
+]
+
+
+@pytest.mark.parametrize(("kind", "options", "breaker", "failures"),
+                         [case[1:] for case in BROKEN], ids=[case[0] for case in BROKEN])
+def test_broken_cloud_fails(capsys: pytest.CaptureFixture[str], endpoint: str,
+                            sample: Prefecture, kind: str, options: dict[str, Any],
+                            breaker: Callable[[Seeded], None], failures: dict[str, str]) -> None:
+    cloud = fresh("broken")
+    seed = seed_security_cloud if kind == SECURITY_CLOUD else seed_joint_cloud
+    breaker(seed(endpoint, cloud, sample, **options))
+    code, out, _ = verify(capsys, endpoint, kind, cloud)
+    failed = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert code == 1
+    assert {line.split()[1] for line in failed} == set(failures), out
+    for check, message in failures.items():
+        assert any(line.split()[1] == check and message in line for line in failed), out
+
+
+def test_missing_municipality_attachment(capsys: pytest.CaptureFixture[str], endpoint: str,
+                                         sample: Prefecture, tmp_path: Path) -> None:
+    cloud = fresh("partial")
+    seeded = seed_security_cloud(endpoint, cloud, sample)
+    seeded.client("ec2").delete_vpn_connection(VpnConnectionId=seeded.vpns[KURAYOSHI])
+    inventory = tmp_path / "sample"
+    inventory.mkdir()
+    text = (SAMPLE / "hosts.yml").read_text(encoding="utf-8")
+    (inventory / "hosts.yml").write_text(
+        text.replace(f"security_cloud: {sample.security_cloud}", f"security_cloud: {cloud}"),
+        encoding="utf-8")
+    code, out, _ = verify(capsys, endpoint, SECURITY_CLOUD, cloud, "--inventory", str(inventory))
+    assert code == 1
+    assert ("FAIL      municipalities-attached    312037: 倉吉市 (312037, inventory sample) has "
+            "no transit gateway attachment or VPN tagged municloud:municipality=312037") in out
+
+
+def test_unknown_cloud_finds_nothing_and_fails(capsys: pytest.CaptureFixture[str],
+                                               endpoint: str) -> None:
+    code, out, _ = verify(capsys, endpoint, SECURITY_CLOUD, "no-such-cloud")
+    assert code == 1
+    assert ("FAIL      tgw-default-route-table    -: no transit gateway tagged "
+            f"municloud:cloud=no-such-cloud in {REGION}") in out
+    assert "no log archive bucket tagged" in out
+    assert "no resource tagged municloud:cloud=no-such-cloud" in out
+    code, out, _ = verify(capsys, endpoint, JOINT_CLOUD, "no-such-cloud")
+    assert code == 1 and "PASS" not in out.replace("0 passed", "")
+
+
+def test_unreachable_endpoint_exits_2(capsys: pytest.CaptureFixture[str], aws_env: None) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    code, out, err = verify(capsys, closed, SECURITY_CLOUD, "any")
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"municloud cloud verify: cannot reach {closed}")
+    assert "Traceback" not in err
+
+
+def test_no_credentials_exits_2(capsys: pytest.CaptureFixture[str], endpoint: str,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    code, _, err = verify(capsys, endpoint, SECURITY_CLOUD, "any")
+    assert code == 2
+    assert "no usable AWS credentials" in err and "Traceback" not in err
+
+
+def test_inventory_of_another_cloud_exits_2(capsys: pytest.CaptureFixture[str],
+                                            endpoint: str) -> None:
+    code, _, err = verify(capsys, endpoint, SECURITY_CLOUD, "elsewhere", "--inventory",
+                          str(SAMPLE))
+    assert code == 2
+    assert "belongs to security cloud 'okayama-tottori', not 'elsewhere'" in err
+    code, _, err = verify(capsys, endpoint, JOINT_CLOUD, "elsewhere", "--inventory", str(SAMPLE))
+    assert code == 2 and "its joint clouds: tottori-joint" in err
