@@ -1,0 +1,528 @@
+"""The rules every cloud stack keeps: one home for the policy pack, the graph tests and the plan.
+
+Each rule is a pure function. Resource rules look at one resource,
+``check_xxx(resource_type, props) -> list[str]``; stack rules look at all resources,
+``check_xxx(resources) -> list[(message, urn)]``. ``props`` are camelCase, as the engine hands
+them to CrossGuard and as the mocks record them. The CrossGuard pack (``pulumi/policy``) wraps
+these functions in ``ResourceValidationPolicy`` / ``StackValidationPolicy`` with
+``EnforcementLevel.MANDATORY`` (:func:`policy_pack_policies`); the unit tests and
+``municloud cloud plan`` run that same pack over a mocked graph through :func:`run_policy_pack`.
+
+Values a real preview does not know yet (ids, ARNs) arrive as None; rules skip what they cannot
+judge rather than guess, and the stack rules run again, with every value known, at ``pulumi up``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from municloud.cloud import tags
+from municloud.inventory import code_problem
+
+# --- the resources the stack rules see ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    """A resource as a stack rule sees it, whichever runner (engine or mocks) supplied it."""
+
+    type: str
+    urn: str
+    name: str
+    props: Mapping[str, Any]
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return tag_map(self.props.get("tags"))
+
+
+def tag_map(value: Any) -> dict[str, str]:
+    """Tags as a mapping; an auto scaling group's list of {key, value} is read too."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return {str(t.get("key")): str(t.get("value")) for t in value if isinstance(t, Mapping)}
+    return {}
+
+
+ResourceCheck = Callable[[str, Mapping[str, Any]], list[str]]
+StackCheck = Callable[[Sequence[Item]], list[tuple[str, str | None]]]
+
+SG = "aws:ec2/securityGroup:SecurityGroup"
+SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+TGW = "aws:ec2transitgateway/transitGateway:TransitGateway"
+TGW_VPC_ATTACHMENT = "aws:ec2transitgateway/vpcAttachment:VpcAttachment"
+TGW_ROUTE = "aws:ec2transitgateway/route:Route"
+TGW_ASSOCIATION = "aws:ec2transitgateway/routeTableAssociation:RouteTableAssociation"
+TGW_PROPAGATION = "aws:ec2transitgateway/routeTablePropagation:RouteTablePropagation"
+VPN = "aws:ec2/vpnConnection:VpnConnection"
+VPC = "aws:ec2/vpc:Vpc"
+FLOW_LOG = "aws:ec2/flowLog:FlowLog"
+BUCKET = "aws:s3/bucket:Bucket"
+RDS = "aws:rds/instance:Instance"
+BACKUP_PLAN = "aws:backup/plan:Plan"
+BACKUP_VAULT = "aws:backup/vault:Vault"
+BACKUP_SELECTION = "aws:backup/selection:Selection"
+
+# Resources that connect a VPC to the internet; none may exist in a joint cloud (自治体クラウド).
+INTERNET_TYPES = frozenset({
+    "aws:ec2/internetGateway:InternetGateway",
+    "aws:ec2/internetGatewayAttachment:InternetGatewayAttachment",
+    "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway",
+    "aws:ec2/natGateway:NatGateway",
+    "aws:ec2/eip:Eip",
+    "aws:ec2/eipAssociation:EipAssociation",
+})
+OPEN = ("0.0.0.0/0", "::/0")
+
+
+def _true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+# --- resource rules ----------------------------------------------------------------------------
+
+
+def check_tags(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """Every taggable AWS resource names its cloud and whom it serves (prefecture/municipality)."""
+    if not resource_type.startswith("aws:") or resource_type in tags.UNTAGGABLE_TYPES:
+        return []
+    found = tag_map(props.get("tags"))
+    problems = [f"missing tag {key}" for key in (tags.CLOUD, tags.CLOUD_KIND, tags.MANAGED_BY)
+                if not found.get(key)]
+    if found.get(tags.MANAGED_BY, "municloud") != "municloud":
+        problems.append(f"tag {tags.MANAGED_BY} is {found[tags.MANAGED_BY]!r}, not 'municloud'")
+    served = [key for key in tags.SERVES if found.get(key)]
+    if not served:
+        problems.append(f"serves nobody: tag it with {tags.PREFECTURE} or {tags.MUNICIPALITY}")
+    for key in served:
+        problem = code_problem(found[key])
+        if problem:
+            problems.append(f"tag {key}: {problem}")
+    pref, mun = found.get(tags.PREFECTURE), found.get(tags.MUNICIPALITY)
+    if pref and mun and pref[:2] != mun[:2]:
+        problems.append(f"municipality {mun} is not in prefecture {pref}")
+    if isinstance(props.get("tags"), list):  # auto scaling group: tags must reach the instances
+        problems += [f"tag {t.get('key')} does not propagate at launch"
+                     for t in props["tags"]
+                     if isinstance(t, Mapping) and not _true(t.get("propagateAtLaunch"))]
+    return problems
+
+
+def check_no_open_ingress(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """No security group admits the whole internet (0.0.0.0/0 or ::/0)."""
+    rules: list[Mapping[str, Any]] = []
+    if resource_type == SG:
+        rules = [r for r in props.get("ingress") or [] if isinstance(r, Mapping)]
+    elif resource_type == SG_RULE and props.get("type") == "ingress":
+        rules = [props]
+    elif resource_type == SG_INGRESS:
+        rules = [{"cidrBlocks": [props.get("cidrIpv4")],
+                  "ipv6CidrBlocks": [props.get("cidrIpv6")]}]
+    out = []
+    for rule in rules:
+        for cidr in [*(rule.get("cidrBlocks") or []), *(rule.get("ipv6CidrBlocks") or [])]:
+            if cidr in OPEN:
+                out.append(f"ingress from {cidr} (port {rule.get('fromPort', '?')}): "
+                           "admit named ranges from the inventory only")
+    return out
+
+
+def check_encryption(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """Data at rest is encrypted with a customer key; logs are locked and validated."""
+    out: list[str] = []
+    if resource_type in (RDS, "aws:rds/cluster:Cluster"):
+        if not _true(props.get("storageEncrypted")):
+            out.append("database storage is not encrypted (storage_encrypted)")
+        if not props.get("kmsKeyId"):
+            out.append("database has no customer KMS key (kms_key_id)")
+    elif resource_type == "aws:kms/key:Key":
+        if not _true(props.get("enableKeyRotation")):
+            out.append("KMS key rotation is off")
+    elif resource_type == "aws:cloudtrail/trail:Trail":
+        if not props.get("kmsKeyId"):
+            out.append("trail is not encrypted with a KMS key")
+        if not _true(props.get("enableLogFileValidation")):
+            out.append("trail has no log file validation")
+        if not _true(props.get("isMultiRegionTrail")):
+            out.append("trail does not cover all regions")
+    elif resource_type == BACKUP_VAULT:
+        if not props.get("kmsKeyArn"):
+            out.append("backup vault has no customer KMS key")
+    elif resource_type == BUCKET:
+        if not _true(props.get("objectLockEnabled")):
+            out.append("bucket has no object lock (object_lock_enabled)")
+    elif resource_type == "aws:ebs/volume:Volume":
+        if not _true(props.get("encrypted")):
+            out.append("volume is not encrypted")
+    elif resource_type == "aws:ec2/launchTemplate:LaunchTemplate":
+        for bdm in props.get("blockDeviceMappings") or []:
+            if not _true((bdm.get("ebs") or {}).get("encrypted")):
+                out.append(f"volume {bdm.get('deviceName')} is not encrypted")
+    elif resource_type == "aws:s3/bucketServerSideEncryptionConfiguration:" \
+            "BucketServerSideEncryptionConfiguration":
+        for rule in props.get("rules") or []:
+            default = rule.get("applyServerSideEncryptionByDefault") or {}
+            if default.get("sseAlgorithm") not in ("aws:kms", "aws:kms:dsse"):
+                out.append("bucket encryption is not KMS")
+    return out
+
+
+def check_no_public_address(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """No instance, subnet or database gets a public address (only NAT gateways have one)."""
+    out = []
+    if resource_type == "aws:ec2/subnet:Subnet" and _true(props.get("mapPublicIpOnLaunch")):
+        out.append("subnet gives public addresses on launch")
+    if resource_type == "aws:ec2/instance:Instance" and _true(
+            props.get("associatePublicIpAddress")):
+        out.append("instance has a public address")
+    if resource_type == "aws:ec2/launchTemplate:LaunchTemplate":
+        for nic in props.get("networkInterfaces") or []:
+            if _true(nic.get("associatePublicIpAddress")):
+                out.append("launch template gives a public address")
+    if resource_type in (RDS, "aws:rds/cluster:Cluster") and _true(
+            props.get("publiclyAccessible")):
+        out.append("database is publicly accessible")
+    return out
+
+
+def check_transit_gateway_defaults(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """No default route table: every attachment is placed by hand in its own table."""
+    out = []
+    if resource_type == TGW:
+        for key in ("defaultRouteTableAssociation", "defaultRouteTablePropagation"):
+            if props.get(key) != "disable":
+                out.append(f"{key} is {props.get(key)!r}: set it to 'disable', or every "
+                           "attachment lands in one shared table")
+    elif resource_type == TGW_VPC_ATTACHMENT:
+        for key in ("transitGatewayDefaultRouteTableAssociation",
+                    "transitGatewayDefaultRouteTablePropagation"):
+            if props.get(key) is not False:
+                out.append(f"{key} is not false")
+    return out
+
+
+# --- stack rules -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Attachment:
+    urn: str
+    label: str
+    tags: dict[str, str]
+
+    @property
+    def municipality(self) -> str | None:
+        return self.tags.get(tags.MUNICIPALITY)
+
+    @property
+    def prefecture(self) -> str | None:
+        return self.tags.get(tags.PREFECTURE)
+
+
+@dataclass
+class _Table:
+    associated: list[str] = field(default_factory=list)
+    targets: list[tuple[str, str, str]] = field(default_factory=list)  # (attachment, what, urn)
+
+
+def transit_tables(resources: Sequence[Item]) -> tuple[dict[str, _Attachment], dict[str, _Table]]:
+    """Attachments (id -> owner) and route tables (id -> associations, routes, propagations)."""
+    attachments: dict[str, _Attachment] = {}
+    for r in resources:
+        if r.type == VPN and r.props.get("transitGatewayAttachmentId"):
+            attachments[str(r.props["transitGatewayAttachmentId"])] = _Attachment(
+                r.urn, f"VPN {r.name}", r.tags)
+        elif r.type == TGW_VPC_ATTACHMENT and r.props.get("id"):
+            attachments[str(r.props["id"])] = _Attachment(r.urn, f"VPC attachment {r.name}",
+                                                          r.tags)
+    tables: dict[str, _Table] = defaultdict(_Table)
+    for r in resources:
+        table, attachment = (r.props.get("transitGatewayRouteTableId"),
+                             r.props.get("transitGatewayAttachmentId"))
+        if not table or not attachment:
+            continue
+        if r.type == TGW_ASSOCIATION:
+            tables[str(table)].associated.append(str(attachment))
+        elif r.type == TGW_ROUTE and not _true(r.props.get("blackhole")):
+            tables[str(table)].targets.append(
+                (str(attachment), f"route to {r.props.get('destinationCidrBlock')}", r.urn))
+        elif r.type == TGW_PROPAGATION:
+            tables[str(table)].targets.append((str(attachment), "propagation", r.urn))
+    return attachments, dict(tables)
+
+
+def check_tenant_isolation(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+    """No transit gateway route table lets one municipality (or prefecture) reach another.
+
+    Traffic that enters from an attachment follows the table that attachment is associated with;
+    a municipality's attachment may therefore only share a table with, and route to, attachments
+    of the same municipality or shared hubs (attachments that serve no single municipality).
+    """
+    attachments, tables = transit_tables(resources)
+    out: list[tuple[str, str | None]] = []
+    for table_id, table in tables.items():
+        sources = [attachments[a] for a in table.associated if a in attachments]
+        tenants = {s.municipality for s in sources if s.municipality}
+        if len(tenants) > 1:
+            out.append((f"route table {table_id} is shared by municipalities "
+                        f"{', '.join(sorted(tenants))}: give each its own table", None))
+        for source in sources:
+            if not source.municipality:
+                continue  # a hub: it may route back to every member it serves
+            for target_id, what, urn in table.targets:
+                target = attachments.get(target_id)
+                if target is None or not target.municipality:
+                    continue
+                if target.municipality == source.municipality:
+                    continue
+                scope = ("prefecture-to-prefecture" if target.prefecture != source.prefecture
+                         else "municipality-to-municipality")
+                out.append((f"{scope}: {what} in the table of {source.label} "
+                            f"({source.municipality}) leads to {target.label} "
+                            f"({target.municipality})", urn))
+    return out
+
+
+def _is_joint_cloud(resources: Sequence[Item]) -> bool:
+    return any(r.tags.get(tags.CLOUD_KIND) == tags.KIND_JOINT_CLOUD for r in resources)
+
+
+def check_joint_cloud_closed(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+    """A joint cloud has no internet gateway, NAT or public address: closed lines only."""
+    if not _is_joint_cloud(resources):
+        return []
+    return [(f"{r.type.rsplit(':', 1)[-1]} {r.name} in a joint cloud (自治体クラウド), which "
+             "must reach members over closed lines only", r.urn)
+            for r in resources if r.type in INTERNET_TYPES]
+
+
+def check_log_archive(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+    """Every bucket is versioned, object-locked with a retention, KMS-encrypted and private."""
+    by_bucket: dict[str, set[str]] = defaultdict(set)
+    for r in resources:
+        bucket = r.props.get("bucket")
+        if not bucket:
+            continue
+        if r.type.endswith("bucketVersioning:BucketVersioning") and (
+                r.props.get("versioningConfiguration") or {}).get("status") == "Enabled":
+            by_bucket[str(bucket)].add("versioning")
+        elif r.type.endswith("bucketObjectLockConfiguration:BucketObjectLockConfiguration"):
+            retention = (r.props.get("rule") or {}).get("defaultRetention") or {}
+            if retention.get("days") or retention.get("years"):
+                by_bucket[str(bucket)].add("object lock retention")
+        elif r.type.endswith("BucketServerSideEncryptionConfiguration") and not check_encryption(
+                r.type, r.props):
+            by_bucket[str(bucket)].add("KMS encryption")
+        elif r.type.endswith("bucketPublicAccessBlock:BucketPublicAccessBlock") and all(
+                _true(r.props.get(k)) for k in ("blockPublicAcls", "blockPublicPolicy",
+                                                "ignorePublicAcls", "restrictPublicBuckets")):
+            by_bucket[str(bucket)].add("public access block")
+        elif r.type.endswith("bucketLifecycleConfiguration:BucketLifecycleConfiguration"):
+            by_bucket[str(bucket)].add("lifecycle")
+    needed = {"versioning", "object lock retention", "KMS encryption", "public access block",
+              "lifecycle"}
+    out: list[tuple[str, str | None]] = []
+    for r in resources:
+        if r.type == BUCKET and r.props.get("id"):
+            missing = needed - by_bucket[str(r.props["id"])]
+            if missing:
+                out.append((f"bucket {r.name} lacks {', '.join(sorted(missing))}", r.urn))
+    return out
+
+
+def check_flow_logs(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+    """Every VPC's traffic is logged."""
+    logged = {str(r.props.get("vpcId")) for r in resources if r.type == FLOW_LOG}
+    return [(f"VPC {r.name} has no flow log", r.urn) for r in resources
+            if r.type == VPC and r.props.get("id") and str(r.props["id"]) not in logged]
+
+
+def _region(arn: Any) -> str | None:
+    parts = str(arn).split(":") if arn else []
+    return parts[3] if len(parts) > 5 and parts[3] else None
+
+
+def check_backup_copies(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+    """Every backup rule copies to a vault in another region; every database is backed up."""
+    out: list[tuple[str, str | None]] = []
+    for plan in (r for r in resources if r.type == BACKUP_PLAN):
+        plan_region = _region(plan.props.get("arn"))
+        for rule in plan.props.get("rules") or []:
+            copies = rule.get("copyActions") or []
+            if not copies:
+                out.append((f"backup plan {plan.name} rule {rule.get('ruleName')} makes no copy "
+                            "in a second region", plan.urn))
+            for copy in copies:
+                region = _region(copy.get("destinationVaultArn"))
+                if plan_region and region and region == plan_region:
+                    out.append((f"backup plan {plan.name} copies within {region}: copy to a "
+                                "vault in another region", plan.urn))
+    if _is_joint_cloud(resources):
+        selected = {str(arn) for r in resources if r.type == BACKUP_SELECTION
+                    for arn in r.props.get("resources") or []}
+        out += [(f"database {r.name} is in no backup selection", r.urn) for r in resources
+                if r.type == RDS and r.props.get("arn") and str(r.props["arn"]) not in selected]
+    return out
+
+
+# --- the catalogue -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    resource_check: ResourceCheck | None = None
+    stack_check: StackCheck | None = None
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("municloud-tags", "every taggable resource names its cloud and the prefecture or "
+         "municipality it serves", resource_check=check_tags),
+    Rule("municloud-no-open-ingress", "no security group admits 0.0.0.0/0 or ::/0",
+         resource_check=check_no_open_ingress),
+    Rule("municloud-encryption", "databases, keys, trails, vaults, volumes and buckets are "
+         "encrypted or locked", resource_check=check_encryption),
+    Rule("municloud-no-public-address", "no instance, subnet or database has a public address",
+         resource_check=check_no_public_address),
+    Rule("municloud-transit-gateway-defaults", "transit gateways have no default route table",
+         resource_check=check_transit_gateway_defaults),
+    Rule("municloud-tenant-isolation", "no route between two municipalities' or prefectures' "
+         "attachments", stack_check=check_tenant_isolation),
+    Rule("municloud-joint-cloud-closed", "a joint cloud has no internet gateway, NAT or "
+         "elastic IP", stack_check=check_joint_cloud_closed),
+    Rule("municloud-log-archive", "log buckets are versioned, object-locked, KMS-encrypted, "
+         "private and expire at the retention", stack_check=check_log_archive),
+    Rule("municloud-flow-logs", "every VPC has a flow log", stack_check=check_flow_logs),
+    Rule("municloud-backup-copies", "backups are copied to a second region and cover every "
+         "database", stack_check=check_backup_copies),
+)
+
+
+def check_items(items: Sequence[Item]) -> dict[str, list[tuple[str, str | None]]]:
+    """Every rule over ``items`` directly (without pulumi_policy): rule name -> violations."""
+    results: dict[str, list[tuple[str, str | None]]] = {}
+    for rule in RULES:
+        found: list[tuple[str, str | None]] = []
+        if rule.resource_check:
+            for item in items:
+                found += [(f"{item.name}: {msg}", item.urn)
+                          for msg in rule.resource_check(item.type, item.props)]
+        if rule.stack_check:
+            found += rule.stack_check(items)
+        results[rule.name] = found
+    return results
+
+
+# --- the CrossGuard pack -----------------------------------------------------------------------
+
+
+def policy_pack_policies() -> list[Any]:
+    """The rules as pulumi_policy policies, all MANDATORY (pulumi_policy is imported lazily)."""
+    from pulumi_policy import (
+        EnforcementLevel,
+        ResourceValidationPolicy,
+        StackValidationPolicy,
+    )
+
+    def resource_validator(check: ResourceCheck) -> Callable[[Any, Any], None]:
+        def validate(args: Any, report_violation: Any) -> None:
+            for message in check(args.resource_type, args.props):
+                report_violation(message, None)
+        return validate
+
+    def stack_validator(check: StackCheck) -> Callable[[Any, Any], None]:
+        def validate(args: Any, report_violation: Any) -> None:
+            items = [Item(r.resource_type, r.urn, r.name, r.props) for r in args.resources]
+            for message, urn in check(items):
+                report_violation(message, urn)
+        return validate
+
+    policies: list[Any] = []
+    for rule in RULES:
+        if rule.resource_check:
+            policies.append(ResourceValidationPolicy(
+                name=rule.name, description=rule.description,
+                validate=resource_validator(rule.resource_check),
+                enforcement_level=EnforcementLevel.MANDATORY))
+        if rule.stack_check:
+            policies.append(StackValidationPolicy(
+                name=rule.name, description=rule.description,
+                validate=stack_validator(rule.stack_check),
+                enforcement_level=EnforcementLevel.MANDATORY))
+    return policies
+
+
+@dataclass
+class PolicyResult:
+    name: str
+    description: str
+    enforcement: str
+    violations: list[tuple[str, str | None]]
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+
+def run_policy_pack(resources: Iterable[Any],
+                    policies: list[Any] | None = None) -> list[PolicyResult]:
+    """Run the pack's validate functions over recorded resources, as the engine would.
+
+    An adapter: it builds the ``ResourceValidationArgs`` and ``StackValidationArgs`` that
+    pulumi_policy passes (props camelCase, with urn, name and parent) and collects violations.
+    """
+    from pulumi_policy import (
+        PolicyCustomTimeouts,
+        PolicyResource,
+        PolicyResourceOptions,
+        ResourceValidationArgs,
+        ResourceValidationPolicy,
+        StackValidationArgs,
+    )
+
+    recorded = list(resources)
+    policies = policy_pack_policies() if policies is None else policies
+
+    def options(r: Any) -> Any:
+        return PolicyResourceOptions(protect=False, ignore_changes=[],
+                                     delete_before_replace=None, aliases=[],
+                                     custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+                                     additional_secret_outputs=[], parent=r.parent)
+
+    stack_resources: dict[str, Any] = {}
+    for r in recorded:
+        stack_resources[r.urn] = PolicyResource(
+            resource_type=r.type, props=r.props, urn=r.urn, name=r.name, opts=options(r),
+            provider=None, parent=stack_resources.get(r.parent or ""), dependencies=[],
+            property_dependencies={})
+    results = []
+    for policy in policies:
+        found: list[tuple[str, str | None]] = []
+        if isinstance(policy, ResourceValidationPolicy):
+            for r in recorded:
+                def report(message: str, urn: str | None = None, r: Any = r,
+                           found: list[tuple[str, str | None]] = found) -> None:
+                    found.append((f"{r.name}: {message}", urn or r.urn))
+                policy.validate(ResourceValidationArgs(r.type, r.props, r.urn, r.name,
+                                                       options(r), None), report)
+        else:
+            def report_stack(message: str, urn: str | None = None,
+                             found: list[tuple[str, str | None]] = found) -> None:
+                found.append((message, urn))
+            policy.validate(StackValidationArgs(list(stack_resources.values())), report_stack)
+        level = policy.enforcement_level.value if policy.enforcement_level else "advisory"
+        results.append(PolicyResult(policy.name, policy.description, level, found))
+    return results
+
+
+def cidr_within(cidr: str, networks: Iterable[ipaddress.IPv4Network]) -> bool:
+    """Whether ``cidr`` lies inside one of ``networks`` (for inventory-aware graph checks)."""
+    net = ipaddress.IPv4Network(cidr)
+    return any(net.subnet_of(n) for n in networks)
