@@ -2,7 +2,8 @@
 
 ansible.cfg names this directory in ``strategy_plugins``, so the project does not depend on where
 the virtual environment lives. Where mitogen is not installed (e.g. an execution environment
-built without it) the ordinary ``linear`` strategy runs instead, with a warning: slower, same result.
+built without it) the ordinary ``linear`` strategy runs instead, with a warning: slower, same
+result.
 """
 
 from __future__ import annotations

@@ -1,0 +1,276 @@
+"""The acceptance harness: the inventory's hosts, reached over SSH the way a person would.
+
+* ``--inventory`` names the inventory (default inventories/sample); it is loaded with
+  :func:`municloud.inventory.load`, and every test that asks for ``lab_host`` runs once per host
+  (test ids are the host names).
+* ``host`` is a testinfra host for that host, logged in as root by key over paramiko, with the
+  host's key checked against known_hosts (the lab's, .lab/<name>/known_hosts, by default).
+  ``ssh_login(user)`` gives a paramiko client for any user, for tests about logins themselves.
+* Every test here is marked ``lab`` and must carry ``@pytest.mark.clause("<id>")`` with an id from
+  :mod:`municloud.clauses`; collection stops on a missing or unknown one.
+* With ``--junitxml``, each test case records its host, municipality and clause as JUnit
+  properties; ``municloud report`` turns them into a summary per municipality and clause.
+
+The key is testinfra's ``--ssh-identity-file``, by default the lab's .lab/<name>/id_ed25519.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+import testinfra.host
+import yaml
+from testinfra.backend.paramiko import ParamikoBackend
+
+from municloud import clauses
+from municloud.inventory import Host, InventoryError, Prefecture, load
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+BASELINE_DEFAULTS = REPO / "roles" / "baseline" / "defaults" / "main.yml"
+SSH_TIMEOUT = 10
+
+_PREFECTURE = pytest.StashKey[Prefecture]()
+
+
+# --- the inventory and its hosts ---------------------------------------------------------------
+
+
+def _inventory_path(config: pytest.Config) -> Path:
+    path = Path(config.getoption("inventory"))
+    return path if path.is_absolute() else (Path(config.invocation_params.dir) / path)
+
+
+def _prefecture(config: pytest.Config) -> Prefecture:
+    if _PREFECTURE not in config.stash:
+        try:
+            config.stash[_PREFECTURE] = load(_inventory_path(config))
+        except InventoryError as exc:
+            raise pytest.UsageError(f"--inventory: the inventory is not valid:\n{exc}") from None
+    return config.stash[_PREFECTURE]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lab_host" in metafunc.fixturenames:
+        hosts = _prefecture(metafunc.config).hosts
+        metafunc.parametrize("lab_host", hosts, ids=[h.name for h in hosts], scope="session")
+
+
+@pytest.fixture(scope="session")
+def prefecture(request: pytest.FixtureRequest) -> Prefecture:
+    return _prefecture(request.config)
+
+
+@pytest.fixture(scope="session")
+def admin_user(request: pytest.FixtureRequest) -> str:
+    """The management account: --admin-user, else the baseline role's default."""
+    user = request.config.getoption("admin_user")
+    if user:
+        return str(user)
+    defaults = yaml.safe_load(BASELINE_DEFAULTS.read_text(encoding="utf-8"))
+    return str(defaults["baseline_admin_user"])
+
+
+# --- marks: every test is a lab test and names its clause ---------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so `-m "not lab"` sees the mark
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = []
+    for item in items:
+        if HERE not in item.path.parents:
+            continue
+        item.add_marker(pytest.mark.lab)
+        marker = item.get_closest_marker("clause")
+        if marker is None or len(marker.args) != 1:
+            problems.append(f"{item.nodeid}: no @pytest.mark.clause(\"<id>\"); every acceptance "
+                            "test names the clause it proves (ids: municloud/clauses.py)")
+            continue
+        try:
+            clauses.get(marker.args[0])
+        except KeyError as exc:
+            problems.append(f"{item.nodeid}: {exc.args[0]}")
+    if problems:
+        raise pytest.UsageError("\n".join(sorted(set(problems))))
+
+
+@pytest.fixture(autouse=True)
+def _evidence(request: pytest.FixtureRequest,
+              record_property: Callable[[str, object], None]) -> None:
+    """Record host, municipality and clause of this test case (JUnit properties)."""
+    node = request.node
+    marker = node.get_closest_marker("clause")
+    if marker is not None:
+        clause = clauses.get(marker.args[0])
+        record_property("clause", clause.id)
+        record_property("clause_title", clause.title)
+    callspec = getattr(node, "callspec", None)
+    lab_host = callspec.params.get("lab_host") if callspec else None
+    if not isinstance(lab_host, Host):
+        return
+    pref = _prefecture(request.config)
+    record_property("inventory", pref.name)
+    record_property("host", lab_host.name)
+    record_property("address", str(lab_host.primary_address))
+    if lab_host.municipality is None:  # a shared host of the prefecture (security cloud, ...)
+        record_property("municipality_code", pref.code)
+        record_property("municipality_name", pref.name_ja)
+        return
+    municipality = next(m for m in pref.municipalities if m.group == lab_host.municipality)
+    record_property("municipality_code", municipality.code)
+    record_property("municipality_name", municipality.name_ja)
+    record_property("municipality_model", municipality.model.value)
+
+
+# --- SSH: keys, host keys, logins ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ssh_identity_file(request: pytest.FixtureRequest) -> Path:
+    given = request.config.getoption("ssh_identity_file")  # testinfra's own option
+    lab = REPO / ".lab" / _prefecture(request.config).name
+    path = Path(given) if given else lab / "id_ed25519"
+    if not path.is_file():
+        pytest.fail(f"no SSH key at {path}: start the lab (municloud lab up --inventory ...) or "
+                    "pass --ssh-identity-file", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def known_hosts(request: pytest.FixtureRequest) -> Path:
+    given = request.config.getoption("known_hosts")
+    lab = REPO / ".lab" / _prefecture(request.config).name
+    path = Path(given) if given else lab / "known_hosts"
+    if not path.is_file():
+        pytest.fail(f"no known_hosts at {path}: start the lab or pass --known-hosts", pytrace=False)
+    return path
+
+
+def ssh_client(known_hosts: Path) -> paramiko.SSHClient:
+    """A paramiko client that trusts only the host keys in ``known_hosts`` (nothing else)."""
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return client
+
+
+def key_login(address: str, user: str, key: Path, known_hosts: Path) -> paramiko.SSHClient:
+    """Log in as ``user`` with ``key`` only (no agent, no other keys, no password)."""
+    client = ssh_client(known_hosts)
+    client.connect(address, username=user, key_filename=str(key), look_for_keys=False,
+                   allow_agent=False, timeout=SSH_TIMEOUT, banner_timeout=SSH_TIMEOUT,
+                   auth_timeout=SSH_TIMEOUT)
+    return client
+
+
+class _VerifiedParamikoBackend(ParamikoBackend):  # type: ignore[misc]
+    """testinfra's paramiko backend, but checking the host key against a known_hosts file
+    (testinfra's own accepts any host key with a warning) and using one key only."""
+
+    def __init__(self, hostspec: str, known_hosts: Path, key: Path) -> None:
+        super().__init__(hostspec, ssh_identity_file=str(key), timeout=SSH_TIMEOUT)
+        self._known_hosts = known_hosts
+        self._key = key
+
+    @functools.cached_property
+    def client(self) -> paramiko.SSHClient:
+        return key_login(self.host.name, self.host.user, self._key, self._known_hosts)
+
+
+_TESTINFRA_HOSTS: dict[str, testinfra.host.Host] = {}
+
+
+@pytest.fixture
+def host(lab_host: Host, ssh_identity_file: Path, known_hosts: Path) -> testinfra.host.Host:
+    """A testinfra host for ``lab_host``, as root (inspection), one connection per host."""
+    if lab_host.name not in _TESTINFRA_HOSTS:
+        address = str(lab_host.primary_address)
+        backend = _VerifiedParamikoBackend(f"paramiko://root@{address}", known_hosts,
+                                           ssh_identity_file)
+        try:
+            backend.client  # noqa: B018 - connect now, to fail with a message for people
+        except (OSError, paramiko.SSHException) as exc:
+            pytest.fail(f"{lab_host.name}: cannot log in as root at {address} with "
+                        f"{ssh_identity_file}: {exc!r}. Is the lab up? "
+                        "(municloud lab status --inventory ...)", pytrace=False)
+        _TESTINFRA_HOSTS[lab_host.name] = testinfra.host.Host(backend)
+    return _TESTINFRA_HOSTS[lab_host.name]
+
+
+class Login:
+    """A logged-in paramiko client; ``run(command)`` gives exit status, stdout and stderr."""
+
+    def __init__(self, client: paramiko.SSHClient) -> None:
+        self.client = client
+
+    def run(self, command: str) -> tuple[int, str, str]:
+        _, stdout, stderr = self.client.exec_command(command, timeout=SSH_TIMEOUT)
+        status = stdout.channel.recv_exit_status()
+        return status, stdout.read().decode(), stderr.read().decode()
+
+
+@pytest.fixture
+def ssh_connect(lab_host: Host, known_hosts: Path) -> Iterator[Callable[..., Login]]:
+    """``ssh_connect(user, **kwargs)``: a new SSH login to ``lab_host`` as ``user``, with the host
+    key checked and only the credentials in ``kwargs`` (paramiko's ``connect`` arguments, e.g.
+    ``key_filename`` or ``password``): no agent, no keys from ~/.ssh. Raises what paramiko
+    raises when the login is refused. Closed after the test."""
+    opened: list[paramiko.SSHClient] = []
+
+    def connect(user: str, **kwargs: Any) -> Login:
+        client = ssh_client(known_hosts)
+        opened.append(client)
+        client.connect(str(lab_host.primary_address), username=user, look_for_keys=False,
+                       allow_agent=False, timeout=SSH_TIMEOUT, banner_timeout=SSH_TIMEOUT,
+                       auth_timeout=SSH_TIMEOUT, **kwargs)
+        return Login(client)
+
+    yield connect
+    for client in opened:
+        client.close()
+
+
+@pytest.fixture
+def ssh_login(ssh_connect: Callable[..., Login], ssh_identity_file: Path) -> Callable[[str], Login]:
+    """``ssh_login(user)``: a key login as ``user`` with the automation key."""
+    return functools.partial(ssh_connect, key_filename=str(ssh_identity_file))
+
+
+@pytest.fixture
+def auth_methods(lab_host: Host, known_hosts: Path) -> Callable[[str], list[str]]:
+    """``auth_methods(user)``: the authentication methods the server offers ``user``, as the
+    server says in answer to an SSH "none" authentication request (RFC 4252, 5.2)."""
+
+    def ask(user: str) -> list[str]:
+        address = str(lab_host.primary_address)
+        transport = paramiko.Transport((address, 22))
+        try:
+            transport.start_client(timeout=SSH_TIMEOUT)
+            _check_host_key(address, transport.get_remote_server_key(), known_hosts)
+            try:
+                transport.auth_none(user)
+            except paramiko.BadAuthenticationType as exc:
+                return list(exc.allowed_types)
+            return ["none"]  # the server let us in with no authentication at all
+        finally:
+            transport.close()
+
+    return ask
+
+
+def _check_host_key(address: str, key: paramiko.PKey, known_hosts: Path) -> None:
+    known = paramiko.HostKeys(str(known_hosts)).lookup(address) or {}
+    if known.get(key.get_name()) != key:
+        raise paramiko.SSHException(f"{address}: host key {key.get_name()} "
+                                    f"{key.fingerprint} is not the one in {known_hosts}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:
+    for h in _TESTINFRA_HOSTS.values():
+        h.backend.client.close()
+    _TESTINFRA_HOSTS.clear()
