@@ -94,7 +94,7 @@ def summarise(results: list[Result],
     if untagged:
         notes.append(f"{untagged} test case(s) carry no municipality or clause and are not "
                      "counted (not acceptance tests?)")
-    rows = []
+    rows: list[Row] = []
     for code in order:
         name_ja, model = known.get(code, (names.get(code, "?"), "?"))
         mine = sorted(clause for (c, clause) in counts if c == code)
