@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+
 from municloud.inventory import InventoryError, Municipality, Prefecture, load
 from municloud.segments import Uplink
 

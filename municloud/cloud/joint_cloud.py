@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pulumi_aws as aws
 
-import pulumi
 from municloud.cloud import tags
 from municloud.cloud.config import (
     ConfigError,

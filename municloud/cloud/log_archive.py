@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import pulumi_aws as aws
-
 import pulumi
+import pulumi_aws as aws
 
 GLACIER_AFTER_DAYS = 90  # logs older than this are rarely read; keep them cheaply
 

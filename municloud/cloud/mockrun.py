@@ -26,14 +26,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pulumi
 from pulumi.runtime import mocks as _mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.settings import ROOT
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
-
-import pulumi
 
 ACCOUNT_ID = "123456789012"  # a documentation account id; no account is consulted
 DEFAULT_REGION = "ap-northeast-1"

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pulumi_aws as aws
 
-import pulumi
 from municloud.cloud import tags
 from municloud.cloud.config import (
     ConfigError,
@@ -189,7 +189,7 @@ class InspectionVpc(pulumi.ComponentResource):
             dns_support="enable",
             transit_gateway_default_route_table_association=False,
             transit_gateway_default_route_table_propagation=False,
-            tags=lead_tags,
+            tags={**lead_tags, tags.ROLE: "inspection"},
             opts=_opts(self),
         )
 
@@ -502,7 +502,8 @@ class SecurityCloud(pulumi.ComponentResource):
             config=cfg, archive=self.archive, transit_gateway_id=self.transit_gateway.id),
             opts=_opts(self))
         self.hub_route_table = aws.ec2transitgateway.RouteTable(
-            f"{name}-hub-rt", transit_gateway_id=self.transit_gateway.id, tags=lead_tags,
+            f"{name}-hub-rt", transit_gateway_id=self.transit_gateway.id,
+            tags={**lead_tags, tags.ROLE: "inspection"},
             opts=_opts(self))
         aws.ec2transitgateway.RouteTableAssociation(
             f"{name}-hub-rt-assoc", transit_gateway_attachment_id=self.inspection.attachment.id,

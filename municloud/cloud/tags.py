@@ -11,7 +11,8 @@ PREFECTURE = "municloud:prefecture"  # 6-digit code of the prefecture served, e.
 MUNICIPALITY = "municloud:municipality"  # 6-digit code of the municipality served, if only one
 CLOUD = "municloud:cloud"  # name of the security cloud or joint cloud, e.g. "okayama-tottori"
 CLOUD_KIND = "municloud:cloud-kind"  # "security-cloud" or "joint-cloud"
-ROLE = "municloud:role"  # for instances: the Ansible role that configures them, e.g. "proxy"
+ROLE = "municloud:role"  # instances: the Ansible role that configures them, e.g. "proxy";
+# the shared hub (inspection VPC attachment and its route table): "inspection"
 MANAGED_BY = "managed-by"  # always "municloud"
 
 SERVES = (PREFECTURE, MUNICIPALITY)  # a resource must carry at least one of these

@@ -1,0 +1,207 @@
+"""Invariants over the whole mocked resource graph of each sample stack (no cloud, no network)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from cloud_stacks import ALL_STACKS, JOINT_STACKS, SECURITY_STACKS, graph
+
+from municloud.cloud import policies, stacks, tags
+from municloud.cloud.mockrun import Graph, Resource
+from municloud.inventory import Prefecture, load
+from municloud.segments import Segment, SharedNetwork
+
+
+def inventories(ref: str) -> list[Prefecture]:
+    stack = stacks.resolve(ref)
+    return [load(stack.program_dir / p) for p in stack.config["municloud:inventories"]]
+
+
+def items(g: Graph) -> list[policies.Item]:
+    return [policies.Item(r.type, r.urn, r.name, r.props) for r in g]
+
+
+def owner_component(g: Graph, r: Resource, type_suffix: str) -> Resource | None:
+    return next((a for a in g.ancestors(r) if a.type.endswith(type_suffix)), None)
+
+
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_graph_is_recorded_with_components_and_parents(ref: str) -> None:
+    g = graph(ref)
+    components = [r for r in g if not r.custom]
+    assert components and all(c.type.startswith("municloud:") for c in components)
+    # every cloud resource hangs below one of our components (parent=self everywhere)
+    orphans = [r.name for r in g.cloud_resources if not g.ancestors(r)]
+    assert orphans == []
+
+
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_no_route_between_tenants(ref: str) -> None:
+    assert policies.check_tenant_isolation(items(graph(ref))) == []
+
+
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_each_municipality_has_its_own_route_table_with_only_its_routes(ref: str) -> None:
+    g = graph(ref)
+    attachments, tables = policies.transit_tables(items(g))
+    prefectures = {p.code: p for p in inventories(ref)}
+    municipalities = {m.code: (p, m) for p in prefectures.values() for m in p.municipalities}
+    vpn_tables: dict[str, str] = {}
+    for table_id, table in tables.items():
+        for a in table.associated:
+            owner = attachments[a]
+            if owner.label.startswith("VPN"):
+                assert owner.municipality not in vpn_tables.values(), "two tables for one VPN"
+                vpn_tables[table_id] = str(owner.municipality)
+    assert sorted(vpn_tables.values()) == sorted(
+        m.code for _, m in municipalities.values()
+        if ref.startswith("security") or m.joint_cloud == "tottori-joint")
+    routes = [r for r in g if r.type == policies.TGW_ROUTE]
+    for table_id, code in vpn_tables.items():
+        p, m = municipalities[code]
+        for r in (r for r in routes if r.props["transitGatewayRouteTableId"] == table_id):
+            target = attachments[r.props["transitGatewayAttachmentId"]]
+            dest = r.props["destinationCidrBlock"]
+            if ref.startswith("security"):
+                # only to its own prefecture's proxies, through the inspection VPC
+                assert target.municipality is None
+                assert policies.cidr_within(
+                    dest, [p.shared_networks[SharedNetwork.SECURITY_CLOUD].cidr])
+            else:
+                # its own VPN (its individual-number segment) or its own tenant VPC
+                assert target.municipality == code
+                assert policies.cidr_within(dest, [
+                    m.segments[Segment.INDIVIDUAL_NUMBER].cidr,
+                    p.shared_networks[SharedNetwork.JOINT_CLOUD].cidr])
+
+
+@pytest.mark.parametrize("ref", SECURITY_STACKS)
+def test_security_cloud_routes_internet_segments_only(ref: str) -> None:
+    """The hub and the proxies route back to each municipality's internet segment, nothing else;
+    the individual-number and LGWAN segments never appear in a security-cloud route."""
+    g = graph(ref)
+    prefs = inventories(ref)
+    internet = {str(m.segments[Segment.INTERNET].cidr) for p in prefs for m in p.municipalities}
+    closed = [m.segments[s].cidr for p in prefs for m in p.municipalities
+              for s in (Segment.INDIVIDUAL_NUMBER, Segment.LGWAN)]
+    dests = [r.props["destinationCidrBlock"] for r in g
+             if r.type in (policies.TGW_ROUTE, "aws:ec2/route:Route")]
+    assert dests
+    assert not [d for d in dests if d != "0.0.0.0/0" and any(
+        ipaddress.IPv4Network(d).overlaps(c) for c in closed)]
+    assert internet <= set(dests)
+
+
+@pytest.mark.parametrize("ref", SECURITY_STACKS)
+def test_proxy_subnets_route_only_to_their_own_prefecture(ref: str) -> None:
+    g = graph(ref)
+    prefs = inventories(ref)
+    own = {p.code: {str(m.segments[Segment.INTERNET].cidr) for m in p.municipalities}
+           for p in prefs}
+    proxy_routes = [r for r in g if r.type == "aws:ec2/route:Route" and "-route-proxy-" in r.name]
+    assert proxy_routes
+    for r in proxy_routes:
+        code = r.name.split("-route-proxy-")[1].split("-")[0]
+        dest = r.props["destinationCidrBlock"]
+        assert dest == "0.0.0.0/0" or dest in own[code], f"{r.name} leads out of {code}"
+
+
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_no_security_group_admits_the_internet(ref: str) -> None:
+    g = graph(ref)
+    groups = g.of_type(policies.SG)
+    assert groups
+    for sg in groups:
+        for rule in sg.props.get("ingress") or []:
+            assert not set(rule.get("cidrBlocks") or []) & {"0.0.0.0/0"}, sg.name
+        assert policies.check_no_open_ingress(sg.type, sg.props) == []
+
+
+@pytest.mark.parametrize("ref", JOINT_STACKS)
+def test_joint_cloud_has_no_internet_gateway_and_no_public_address(ref: str) -> None:
+    g = graph(ref)
+    assert not [r for r in g if r.type in policies.INTERNET_TYPES]
+    assert all(s.props.get("mapPublicIpOnLaunch") is False
+               for s in g.of_type("aws:ec2/subnet:Subnet"))
+    databases = g.of_type(policies.RDS)
+    assert len(databases) == 2 * 5
+    assert all(d.props["publiclyAccessible"] is False for d in databases)
+    assert [r for r in g if "0.0.0.0/0" in str(r.props.get("destinationCidrBlock"))] == []
+
+
+@pytest.mark.parametrize("ref", JOINT_STACKS)
+def test_joint_cloud_databases_encrypted_and_backups_copied_to_second_region(ref: str) -> None:
+    g = graph(ref)
+    for d in g.of_type(policies.RDS):
+        assert d.props["storageEncrypted"] is True and d.props["kmsKeyId"], d.name
+    plans = g.of_type(policies.BACKUP_PLAN)
+    assert len(plans) == 2
+    for plan in plans:
+        for rule in plan.props["rules"]:
+            (copy,) = rule["copyActions"]
+            assert ":ap-northeast-3:" in copy["destinationVaultArn"]
+    assert policies.check_backup_copies(items(g)) == []
+
+
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_encryption_object_lock_and_flow_logs(ref: str) -> None:
+    g = graph(ref)
+    (bucket,) = g.of_type(policies.BUCKET)
+    assert bucket.props["objectLockEnabled"] is True
+    (lock,) = g.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    assert lock.props["rule"]["defaultRetention"]["days"] == 1827
+    assert [r for r in g if policies.check_encryption(r.type, r.props)] == []
+    assert policies.check_log_archive(items(g)) == []
+    assert policies.check_flow_logs(items(g)) == []
+
+
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_every_taggable_resource_names_whom_it_serves(ref: str) -> None:
+    g = graph(ref)
+    untagged = [f"{r.name}: {p}" for r in g.cloud_resources for p in policies.check_tags(
+        r.type, r.props)]
+    assert untagged == []
+    codes = {p.code for p in inventories(ref)} | {
+        m.code for p in inventories(ref) for m in p.municipalities}
+    for r in g.cloud_resources:
+        if r.type in tags.UNTAGGABLE_TYPES:
+            continue
+        assert set(tags.SERVES) & set(r.tags), r.name
+        assert {r.tags.get(k) for k in tags.SERVES} - {None} <= codes, r.name
+        tenant = (owner_component(g, r, ":MunicipalityAttachment")
+                  or owner_component(g, r, ":Tenant"))
+        if tenant is not None:  # a tenant's resources carry that tenant's code
+            assert r.tags.get(tags.MUNICIPALITY) == tenant.name.rsplit("-", 1)[1], r.name
+
+
+@pytest.mark.parametrize("ref", SECURITY_STACKS)
+def test_proxy_fleet_is_found_by_ansible_tags(ref: str) -> None:
+    g = graph(ref)
+    groups = g.of_type("aws:autoscaling/group:Group")
+    assert len(groups) == len(inventories(ref))
+    for asg in groups:
+        assert asg.tags[tags.ROLE] == "proxy"
+        assert all(t["propagateAtLaunch"] for t in asg.props["tags"])
+    for lt in g.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        specs = {s["resourceType"]: s["tags"] for s in lt.props["tagSpecifications"]}
+        assert specs["instance"][tags.ROLE] == "proxy"
+
+
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_transit_gateway_has_no_default_route_table(ref: str) -> None:
+    g = graph(ref)
+    (tgw,) = g.of_type(policies.TGW)
+    assert tgw.props["defaultRouteTableAssociation"] == "disable"
+    assert tgw.props["defaultRouteTablePropagation"] == "disable"
+
+
+def test_models_differ_by_configuration_only() -> None:
+    one, many = graph(SECURITY_STACKS[0]), graph(SECURITY_STACKS[1])
+    assert Path(stacks.resolve(SECURITY_STACKS[0]).program_dir) == Path(
+        stacks.resolve(SECURITY_STACKS[1]).program_dir)
+    assert len(one.of_type("aws:ec2/vpnConnection:VpnConnection")) == 3
+    assert len(many.of_type("aws:ec2/vpnConnection:VpnConnection")) == 5
+    assert not one.of_type("aws:networkfirewall/firewall:Firewall")  # the flag is off there
+    assert len(many.of_type("aws:networkfirewall/firewall:Firewall")) == 1

@@ -1,0 +1,89 @@
+"""`municloud cloud plan`: offline, under mocks, honest about it, on each sample stack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cloud_stacks import ALL_STACKS
+
+from municloud.cli import main
+from municloud.cloud import plan
+
+EXPECTED = {
+    "security-cloud/tottori": ["[SecurityCloud]", "[ProxyFleet]", "[MunicipalityAttachment]",
+                               "okayama-tottori-312011-vpn", "aws:autoscaling/group:Group",
+                               "municipality 312037 倉吉市"],
+    "security-cloud/okayama-tottori": ["okayama-tottori-proxy-330001", "[InspectionVpc]",
+                                       "aws:networkfirewall/firewall:Firewall",
+                                       "prefecture 330001 岡山県", "prefecture 310000 鳥取県"],
+    "joint-cloud/tottori-joint": ["[JointCloud]", "[Tenant]", "tottori-joint-312029-tax",
+                                  "aws:backup/plan:Plan", "municipality 312011 鳥取市"],
+}
+
+
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_plan_prints_disclaimer_tree_counts_and_policies(
+        ref: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cloud", "plan", ref]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[:3]
+    assert "NOT `pulumi preview`" in first[0] and "OFFLINE" in first[0]
+    assert "no cloud account" in first[1]
+    for expected in EXPECTED[ref]:
+        assert expected in out
+    assert "Secrets replaced by placeholders: municloud:vpnPreSharedKey" in out
+    assert out.count("  PASS  ") == 10 and "FAIL" not in out
+    assert "Result: every mandatory policy passes" in out
+
+
+def test_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cloud", "plan", "joint-cloud/tottori-joint", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["offline"] is True and "NOT `pulumi preview`" in data["disclaimer"]
+    assert data["counts"]["per_type"]["aws:rds/instance:Instance"] == 10
+    assert data["counts"]["per_municipality"] == {"312011": 23, "312029": 23}
+    assert all(p["passed"] for p in data["policies"])
+
+
+def test_plan_takes_a_stack_file_path(capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(plan.__file__).parents[2] / "pulumi/security-cloud/Pulumi.tottori.yaml"
+    assert main(["cloud", "plan", str(path), "--no-tree"]) == 0
+    out = capsys.readouterr().out
+    assert "Resource tree" not in out and "Count per type" in out
+
+
+def test_plan_fails_when_a_mandatory_policy_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from municloud.cloud import policies
+
+    def always(resources: object) -> list[tuple[str, str | None]]:
+        return [("made to fail by the test", None)]
+
+    rules = tuple(policies.Rule(r.name, r.description, r.resource_check,
+                                always if r.name == "municloud-flow-logs" else r.stack_check)
+                  for r in policies.RULES)
+    monkeypatch.setattr(policies, "RULES", rules)
+    assert main(["cloud", "plan", "security-cloud/tottori", "--no-tree"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  municloud-flow-logs" in out and "made to fail by the test" in out
+    assert "Result: 1 mandatory policies fail" in out
+
+
+def test_plan_unknown_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cloud", "plan", "security-cloud/nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert "security-cloud/tottori" in err  # it lists the stacks there are
+
+
+def test_plan_reports_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = Path(plan.__file__).parents[2]
+    for name in ("Pulumi.yaml", "__main__.py"):  # a copy of the program, stack file beside it
+        (tmp_path / name).write_bytes((repo / "pulumi/joint-cloud" / name).read_bytes())
+    stack_file = tmp_path / "Pulumi.nobody.yaml"
+    stack_file.write_text(f"config:\n  municloud:inventories: [{repo}/inventories/sample]\n"
+                          "  municloud:jointCloud: nobody-joint\n", encoding="utf-8")
+    assert main(["cloud", "plan", str(stack_file)]) == 2
+    assert "names joint_cloud 'nobody-joint'" in capsys.readouterr().err

@@ -1,0 +1,233 @@
+"""The CrossGuard pack: each policy on small hand-made resources (good and bad), over the mocked
+graph of each sample stack, and against a graph with an invariant broken on purpose."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+from cloud_stacks import ALL_STACKS, graph
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
+
+from municloud.cloud import joint_cloud, policies, security_cloud, stacks, tags
+from municloud.cloud.mockrun import Graph, Resource, run_program
+
+GOOD_TAGS = tags.base("okayama-tottori", tags.KIND_SECURITY_CLOUD, prefecture="310000",
+                      municipality="312011")
+
+
+_names = itertools.count()
+
+
+def res(type_: str, props: dict[str, Any], name: str = "") -> Resource:
+    name = name or f"r{next(_names)}"
+    return Resource(urn=f"urn:pulumi:s::p::{type_}::{name}", type=type_, name=name, custom=True,
+                    parent=None, props=props)
+
+
+def verdict(policy: str, resources: list[Resource]) -> list[tuple[str, str | None]]:
+    (result,) = [r for r in policies.run_policy_pack(resources) if r.name == policy]
+    return result.violations
+
+
+def test_every_policy_is_mandatory_and_named_once() -> None:
+    pack = policies.policy_pack_policies()
+    assert len(pack) == len(policies.RULES)
+    assert len({p.name for p in pack}) == len(pack)
+    assert all(p.enforcement_level is EnforcementLevel.MANDATORY for p in pack)
+    assert all(isinstance(p, ResourceValidationPolicy | StackValidationPolicy) for p in pack)
+
+
+# --- one good and one bad case per policy ------------------------------------------------------
+
+VPC_ATTACH = policies.TGW_VPC_ATTACHMENT
+CASES: list[tuple[str, list[Resource], list[Resource]]] = [
+    ("municloud-tags",
+     [res("aws:ec2/vpc:Vpc", {"tags": GOOD_TAGS}),
+      res("aws:ec2/route:Route", {}),  # untaggable by design
+      res("aws:autoscaling/group:Group", {"tags": [
+          {"key": k, "value": v, "propagateAtLaunch": True} for k, v in GOOD_TAGS.items()]})],
+     [res("aws:ec2/vpc:Vpc", {"tags": {"Name": "x"}}),
+      res("aws:ec2/vpc:Vpc", {"tags": {**GOOD_TAGS, tags.MUNICIPALITY: "312012"}}),  # bad check
+      res("aws:ec2/vpc:Vpc", {"tags": {**GOOD_TAGS, tags.PREFECTURE: "330001"}})]),
+    ("municloud-no-open-ingress",
+     [res(policies.SG, {"ingress": [{"cidrBlocks": ["198.18.18.0/24"], "fromPort": 3128}]})],
+     [res(policies.SG, {"ingress": [{"cidrBlocks": ["0.0.0.0/0"], "fromPort": 22}]}),
+      res(policies.SG_INGRESS, {"cidrIpv6": "::/0"}),
+      res(policies.SG_RULE, {"type": "ingress", "cidrBlocks": ["0.0.0.0/0"]})]),
+    ("municloud-encryption",
+     [res(policies.RDS, {"storageEncrypted": True, "kmsKeyId": "arn:k"}),
+      res(policies.BUCKET, {"objectLockEnabled": True})],
+     [res(policies.RDS, {"storageEncrypted": False, "kmsKeyId": "arn:k"}),
+      res(policies.BUCKET, {}),
+      res("aws:kms/key:Key", {"enableKeyRotation": False})]),
+    ("municloud-no-public-address",
+     [res("aws:ec2/subnet:Subnet", {"mapPublicIpOnLaunch": False})],
+     [res("aws:ec2/subnet:Subnet", {"mapPublicIpOnLaunch": True}),
+      res(policies.RDS, {"publiclyAccessible": True})]),
+    ("municloud-transit-gateway-defaults",
+     [res(policies.TGW, {"defaultRouteTableAssociation": "disable",
+                         "defaultRouteTablePropagation": "disable"})],
+     [res(policies.TGW, {"defaultRouteTableAssociation": "enable",
+                         "defaultRouteTablePropagation": "disable"}),
+      res(VPC_ATTACH, {"transitGatewayDefaultRouteTableAssociation": True})]),
+]
+
+
+def _tenant_graph(leak: bool, other_prefecture: bool = False) -> list[Resource]:
+    a = {**GOOD_TAGS}
+    b = {**GOOD_TAGS, tags.MUNICIPALITY: "312029"}
+    if other_prefecture:
+        b = {**GOOD_TAGS, tags.PREFECTURE: "330001", tags.MUNICIPALITY: "331007"}
+    hub = tags.base("okayama-tottori", tags.KIND_SECURITY_CLOUD, prefecture="330001")
+    out = [
+        res(policies.VPN, {"transitGatewayAttachmentId": "att-a", "tags": a}, "vpn-a"),
+        res(policies.VPN, {"transitGatewayAttachmentId": "att-b", "tags": b}, "vpn-b"),
+        res(VPC_ATTACH, {"id": "att-hub", "tags": hub}, "hub"),
+        res(policies.TGW_ASSOCIATION, {"transitGatewayAttachmentId": "att-a",
+                                       "transitGatewayRouteTableId": "rt-a"}, "assoc-a"),
+        res(policies.TGW_ASSOCIATION, {"transitGatewayAttachmentId": "att-hub",
+                                       "transitGatewayRouteTableId": "rt-hub"}, "assoc-hub"),
+        res(policies.TGW_ROUTE, {"transitGatewayAttachmentId": "att-hub",
+                                 "transitGatewayRouteTableId": "rt-a",
+                                 "destinationCidrBlock": "198.18.1.0/24"}, "a-to-hub"),
+        # the hub routes back to every municipality: allowed
+        res(policies.TGW_ROUTE, {"transitGatewayAttachmentId": "att-b",
+                                 "transitGatewayRouteTableId": "rt-hub",
+                                 "destinationCidrBlock": "198.18.22.0/24"}, "hub-to-b"),
+    ]
+    if leak:
+        out.append(res(policies.TGW_ROUTE, {"transitGatewayAttachmentId": "att-b",
+                                            "transitGatewayRouteTableId": "rt-a",
+                                            "destinationCidrBlock": "198.18.22.0/24"}, "leak"))
+    return out
+
+
+def _bucket(*, lock: bool) -> list[Resource]:
+    out = [
+        res(policies.BUCKET, {"id": "b", "objectLockEnabled": True}, "bucket"),
+        res("aws:s3/bucketVersioning:BucketVersioning",
+            {"bucket": "b", "versioningConfiguration": {"status": "Enabled"}}),
+        res("aws:s3/bucketServerSideEncryptionConfiguration:"
+            "BucketServerSideEncryptionConfiguration",
+            {"bucket": "b", "rules": [{"applyServerSideEncryptionByDefault": {
+                "sseAlgorithm": "aws:kms"}}]}),
+        res("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+            {"bucket": "b", "blockPublicAcls": True, "blockPublicPolicy": True,
+             "ignorePublicAcls": True, "restrictPublicBuckets": True}),
+        res("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", {"bucket": "b"}),
+    ]
+    if lock:
+        out.append(res("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+                       {"bucket": "b", "rule": {"defaultRetention": {"days": 1827}}}))
+    return out
+
+
+JOINT = tags.base("tottori-joint", tags.KIND_JOINT_CLOUD, municipality="312011")
+
+
+def _backup(copy_region: str | None) -> list[Resource]:
+    rule: dict[str, Any] = {"ruleName": "daily"}
+    if copy_region:
+        rule["copyActions"] = [{
+            "destinationVaultArn": f"arn:aws:backup:{copy_region}:1:backup-vault:v"}]
+    return [res(policies.BACKUP_PLAN,
+                {"arn": "arn:aws:backup:ap-northeast-1:1:backup-plan:p", "rules": [rule],
+                 "tags": JOINT})]
+
+
+CASES += [
+    ("municloud-tenant-isolation", _tenant_graph(False), _tenant_graph(True)),
+    ("municloud-tenant-isolation", _tenant_graph(False, True), _tenant_graph(True, True)),
+    ("municloud-joint-cloud-closed",
+     [res("aws:ec2/vpc:Vpc", {"tags": JOINT})],
+     [res("aws:ec2/vpc:Vpc", {"tags": JOINT}),
+      res("aws:ec2/internetGateway:InternetGateway", {"tags": JOINT})]),
+    ("municloud-log-archive", _bucket(lock=True), _bucket(lock=False)),
+    ("municloud-flow-logs",
+     [res("aws:ec2/vpc:Vpc", {"id": "v"}), res(policies.FLOW_LOG, {"vpcId": "v"})],
+     [res("aws:ec2/vpc:Vpc", {"id": "v"})]),
+    ("municloud-backup-copies", _backup("ap-northeast-3"), _backup(None)),
+    ("municloud-backup-copies", _backup("ap-northeast-3"), _backup("ap-northeast-1")),
+]
+
+
+@pytest.mark.parametrize(("policy", "good", "bad"), CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_policy_passes_good_and_reports_bad(policy: str, good: list[Resource],
+                                            bad: list[Resource]) -> None:
+    assert verdict(policy, good) == []
+    found = verdict(policy, bad)
+    assert found, f"{policy} missed a violation"
+    if policy.endswith("tags") or policy.endswith("ingress") or policy.endswith("encryption"):
+        assert len({urn for _, urn in found}) == len(bad)  # every bad resource is named
+
+
+def test_tenant_isolation_names_the_scope() -> None:
+    (muni,) = verdict("municloud-tenant-isolation", _tenant_graph(True))
+    (pref,) = verdict("municloud-tenant-isolation", _tenant_graph(True, True))
+    assert muni[0].startswith("municipality-to-municipality")
+    assert pref[0].startswith("prefecture-to-prefecture")
+
+
+# --- the pack over the mocked graph of each sample stack ---------------------------------------
+
+
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_pack_passes_on_each_sample_stack(ref: str) -> None:
+    results = policies.run_policy_pack(graph(ref).resources)
+    assert len(results) == len(policies.RULES)
+    assert {r.name: r.violations for r in results if not r.passed} == {}
+
+
+# --- an invariant broken on purpose: both the graph check and the pack must see it -------------
+
+
+def _run(program: Any, ref: str) -> Graph:
+    stack = stacks.resolve(ref)
+    return run_program(program, config=stack.config, project=stack.project, stack="broken",
+                       secret_keys=list(stack.secret_keys))
+
+
+def test_a_municipality_to_municipality_route_is_caught() -> None:
+    stack = stacks.resolve("security-cloud/tottori")
+
+    def leaky() -> None:
+        cloud = security_cloud.program(stack.program_dir)
+        a, b = cloud.municipalities["312011"], cloud.municipalities["312029"]
+        aws.ec2transitgateway.Route(
+            "leak", destination_cidr_block="198.18.22.0/24",
+            transit_gateway_route_table_id=a.route_table.id,
+            transit_gateway_attachment_id=b.vpn.transit_gateway_attachment_id,
+            opts=pulumi.ResourceOptions(parent=a))
+
+    g = _run(leaky, "security-cloud/tottori")
+    assert g.of_type(policies.TGW_ROUTE)
+    items = [policies.Item(r.type, r.urn, r.name, r.props) for r in g]
+    (graph_found,) = policies.check_tenant_isolation(items)
+    assert "municipality-to-municipality" in graph_found[0] and graph_found[1].endswith("::leak")
+    results = {r.name: r for r in policies.run_policy_pack(g.resources)}
+    assert not results["municloud-tenant-isolation"].passed
+    assert [r.name for r in results.values() if not r.passed] == ["municloud-tenant-isolation"]
+
+
+def test_an_internet_gateway_in_the_joint_cloud_is_caught() -> None:
+    stack = stacks.resolve("joint-cloud/tottori-joint")
+
+    def open_to_internet() -> None:
+        cloud = joint_cloud.program(stack.program_dir)
+        tenant = cloud.tenants["312011"]
+        aws.ec2.InternetGateway("shortcut", vpc_id=tenant.vpc.id,
+                                tags=tags.base("tottori-joint", tags.KIND_JOINT_CLOUD,
+                                               prefecture="310000", municipality="312011"),
+                                opts=pulumi.ResourceOptions(parent=tenant))
+
+    g = _run(open_to_internet, "joint-cloud/tottori-joint")
+    assert [r.name for r in g if r.type in policies.INTERNET_TYPES] == ["shortcut"]
+    items = [policies.Item(r.type, r.urn, r.name, r.props) for r in g]
+    assert len(policies.check_joint_cloud_closed(items)) == 1
+    failed = [r.name for r in policies.run_policy_pack(g.resources) if not r.passed]
+    assert failed == ["municloud-joint-cloud-closed"]
