@@ -7,28 +7,36 @@ Two kinds of cloud are checked, each selected by the ``municloud:cloud`` tag (``
   flow logs on every VPC, a log archive bucket with object lock, KMS encryption and all public
   access blocked, a multi-region CloudTrail trail that is logging, GuardDuty on, and no security
   group open to 0.0.0.0/0.
-* ``joint-cloud`` (自治体クラウド): no internet gateway, no public IP on instances, network
-  interfaces, databases or subnets, no security group open to 0.0.0.0/0, RDS storage encrypted, an
-  AWS Backup plan that copies to a vault in another region (backups survive the loss of one site).
+* ``joint-cloud`` (自治体クラウド): the same transit gateway and flow log checks (one tenant per
+  member, as ``joint_cloud.py`` builds it), no internet gateway, no public IP on instances,
+  network interfaces, databases or subnets, no security group open to 0.0.0.0/0, RDS storage
+  encrypted, an AWS Backup plan that copies to a vault in another region (backups survive the
+  loss of one site).
 
 In both, every resource found must say whom it serves (``municloud:prefecture`` or
 ``municloud:municipality``), and with ``--inventory`` every municipality the inventory says the
-cloud serves must have its transit gateway attachment or VPN.
+cloud serves must have its transit gateway attachment or VPN. A check that finds nothing to
+examine fails; a check whose API cannot be read here is reported UNCHECKED, which is not a pass.
 
 How transit gateway route tables are read (tenant isolation, テナント分離):
 
-* a table tagged ``municloud:role=inspection`` is the shared inspection table and may reach
-  everyone; an attachment with that tag (the inspection VPC) may be reached from every table;
+* the shared hub (inspection) table may reach everyone, and the shared attachment (the inspection
+  VPC's) may be reached from every table. The hub is a table tagged ``municloud:role=inspection``,
+  or, as ``security_cloud.py`` builds it, a table with a prefecture tag and no municipality tag
+  that is associated with an attachment of a prefecture and of no municipality;
 * a table tagged ``municloud:municipality=CODE`` belongs to that municipality: no active route
   and no propagation may lead to an attachment of another municipality, and no route may lead
-  to a destination inside another municipality's address range (blackhole routes are fine);
+  to a destination inside another municipality's address range (blackhole routes are fine; a
+  range the table's own tenant shares, as the joint cloud's tenant VPCs do, is judged by the
+  route's target alone);
 * a table tagged only ``municloud:prefecture=CODE`` belongs to that prefecture: nothing in it
   may lead to another prefecture's attachments or ranges;
 * an untagged table that carries routes or propagations is a failure (nobody can tell whom it
   serves); an empty untagged table is ignored.
 
-Address ranges are known from the VPCs behind the attachments and, with ``--inventory``, from the
-inventory's segments.
+Address ranges are known from the VPCs behind tenant attachments and, with ``--inventory``, from
+the inventory: municipalities' segments and prefectures' shared networks (so a municipality
+routed to another prefecture's proxies in a 超広域 cloud is caught).
 
 The module is split in three: the checks are pure functions over a :class:`CloudState` (the
 ``describe_*`` results, unit-tested without AWS), :func:`collect` fills a state with boto3, and
@@ -109,7 +117,25 @@ class Expected:
     code: str
     name_ja: str
     inventory: str
-    cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KnownRange:
+    """An address range whose owner the inventory names: a municipality's segment, or a
+    prefecture's shared network (its proxies' range in the security cloud, for instance)."""
+
+    cidr: str
+    municipality: str | None  # code, None for a prefecture's shared network
+    prefecture: str  # 6-digit code of the prefecture
+    inventory: str
+
+
+@dataclass(frozen=True)
+class Inventories:
+    """What ``--inventory`` adds: whom the cloud must serve, and whose ranges are whose."""
+
+    expected: tuple[Expected, ...]
+    ranges: tuple[KnownRange, ...]
 
 
 @dataclass
@@ -130,6 +156,7 @@ class CloudState:
     tgw_routes: dict[str, list[Resource]] = field(default_factory=dict)  # table id -> routes
     tgw_routes_truncated: set[str] = field(default_factory=set)  # tables with >1000 routes
     tgw_propagations: dict[str, list[Resource]] = field(default_factory=dict)
+    tgw_associations: dict[str, list[Resource]] = field(default_factory=dict)
     tgw_attachments: list[Resource] = field(default_factory=list)
     vpn_connections: list[Resource] = field(default_factory=list)  # without secrets
     vpcs: list[Resource] = field(default_factory=list)
@@ -226,26 +253,58 @@ def _vpc_cidrs(vpc: Mapping[str, Any]) -> list[str]:
     return cidrs
 
 
-def range_owners(state: CloudState, expected: Sequence[Expected] = ()
+def shared_hub(state: CloudState) -> tuple[set[str], set[str]]:
+    """The shared inspection tables and attachments: (table ids, attachment ids).
+
+    Either tagged ``municloud:role=inspection``, or found by association: a table with a
+    prefecture tag and no municipality tag that is associated with an attachment of a prefecture and of no municipality
+    (the inspection VPC's) is the hub table, and such attachments are shared. This is how the
+    Pulumi program builds the security cloud: its hub table carries only the lead prefecture's tag.
+    """
+    eff = attachment_tags(state)
+    tables: set[str] = set()
+    attachments = {a for a, t in eff.items() if t.get(tags.ROLE) == INSPECTION}
+    for table in state.tgw_route_tables:
+        table_id = table["TransitGatewayRouteTableId"]
+        table_tags = tag_map(table)
+        if table_tags.get(tags.ROLE) == INSPECTION:
+            tables.add(table_id)
+        if table_tags.get(tags.MUNICIPALITY) or not table_tags.get(tags.PREFECTURE):
+            continue
+        for assoc in state.tgw_associations.get(table_id, []):
+            att_tags = eff.get(assoc.get("TransitGatewayAttachmentId", ""), {})
+            if att_tags.get(tags.PREFECTURE) and not att_tags.get(tags.MUNICIPALITY):
+                tables.add(table_id)
+                attachments.add(assoc["TransitGatewayAttachmentId"])
+    return tables, attachments
+
+
+def range_owners(state: CloudState, known: Sequence[KnownRange] = ()
                  ) -> list[tuple[ipaddress.IPv4Network, Owner, str]]:
-    """Address ranges whose owner is known: (range, owner, where it was learnt)."""
+    """Address ranges whose owner is known: (range, owner, where it was learnt).
+
+    From the VPCs behind tenant attachments (not the shared inspection VPC: its range is
+    everyone's way out), and from the inventory.
+    """
     vpcs = {v["VpcId"]: v for v in state.vpcs}
     eff = attachment_tags(state)
+    _, shared = shared_hub(state)
     owners: list[tuple[ipaddress.IPv4Network, Owner, str]] = []
     for att in state.tgw_attachments:
-        if att.get("ResourceType") != "vpc" or att.get("ResourceId") not in vpcs:
+        att_id = att["TransitGatewayAttachmentId"]
+        if att.get("ResourceType") != "vpc" or att.get("ResourceId") not in vpcs \
+                or att_id in shared:
             continue
-        owner = owner_of(eff[att["TransitGatewayAttachmentId"]])
+        owner = owner_of(eff[att_id])
         if owner.inspection or not (owner.municipality or owner.prefecture):
             continue
         for cidr in _vpc_cidrs(vpcs[att["ResourceId"]]):
             owners.append((ipaddress.IPv4Network(cidr, strict=False), owner,
                            f"VPC {att['ResourceId']}"))
-    for exp in expected:
-        for cidr in exp.cidrs:
-            owners.append((ipaddress.IPv4Network(cidr, strict=False),
-                           Owner(exp.code, _prefecture_of(exp.code)),
-                           f"inventory {exp.inventory}"))
+    for r in known:
+        owners.append((ipaddress.IPv4Network(r.cidr, strict=False),
+                       Owner(r.municipality, _prefecture_of(r.prefecture)),
+                       f"inventory {r.inventory}"))
     return owners
 
 
@@ -288,12 +347,14 @@ def check_tgw_default_route_table(state: CloudState) -> list[Finding]:
     return [_pass(name, ids, "default route table association and propagation disabled")]
 
 
-def check_tgw_isolation(state: CloudState, expected: Sequence[Expected] = ()) -> list[Finding]:
+def check_tgw_isolation(state: CloudState, known: Sequence[KnownRange] = ()) -> list[Finding]:
     """No tenant's route table leads to another tenant (see the module doc string)."""
     name = "tgw-isolation"
     eff = attachment_tags(state)
-    owners = {att_id: owner_of(t) for att_id, t in eff.items()}
-    ranges = range_owners(state, expected)
+    hub_tables, shared = shared_hub(state)
+    owners = {att_id: Owner(None, None, True) if att_id in shared else owner_of(t)
+              for att_id, t in eff.items()}
+    ranges = range_owners(state, known)
     out: list[Finding] = []
     examined: list[str] = []
     ignored = 0
@@ -303,7 +364,7 @@ def check_tgw_isolation(state: CloudState, expected: Sequence[Expected] = ()) ->
         routes = [r for r in state.tgw_routes.get(table_id, []) if r.get("State") == "active"]
         propagations = [p for p in state.tgw_propagations.get(table_id, [])
                         if p.get("State") == "enabled"]
-        if table_owner.inspection:
+        if table_owner.inspection or table_id in hub_tables:
             examined.append(table_id)
             continue
         if not (table_owner.municipality or table_owner.prefecture):
@@ -348,13 +409,17 @@ def check_tgw_isolation(state: CloudState, expected: Sequence[Expected] = ()) ->
             if not dest:
                 continue
             net = ipaddress.ip_network(dest, strict=False)
-            for cidr, owner, source in ranges:
-                if net.version == cidr.version and net.subnet_of(cidr) and foreign(owner):
-                    out.append(Finding(
-                        name, Status.FAIL, table_id,
-                        f"{whose}'s table routes {dest}, inside {cidr} of {owner.describe()} "
-                        f"({source})", fix, examined=1))
-                    break
+            inside = [(cidr, owner, source) for cidr, owner, source in ranges
+                      if isinstance(net, ipaddress.IPv4Network) and net.subnet_of(cidr)]
+            # Tenants may share a range (the joint cloud's tenant VPCs all use the same one):
+            # a destination that is also the table's own is judged by its target alone.
+            if any(not foreign(owner) for _, owner, _ in inside):
+                continue
+            for cidr, owner, source in inside[:1]:
+                out.append(Finding(
+                    name, Status.FAIL, table_id,
+                    f"{whose}'s table routes {dest}, inside {cidr} of {owner.describe()} "
+                    f"({source})", fix, examined=1))
         for prop in propagations:
             att_id = prop.get("TransitGatewayAttachmentId", "")
             if att_id in owners and foreign(owners[att_id]):
@@ -728,6 +793,11 @@ SECURITY_CLOUD_CHECKS: tuple[Registered, ...] = (
 )
 
 JOINT_CLOUD_CHECKS: tuple[Registered, ...] = (
+    # Tenants (one per member) are isolated by transit gateway route tables, as in the security
+    # cloud; their VPCs log their flows like every VPC of the project.
+    ("tgw-default-route-table", check_tgw_default_route_table, ("ec2",)),
+    ("tgw-isolation", check_tgw_isolation, ("ec2",)),
+    ("vpc-flow-logs", check_flow_logs, ("ec2",)),
     ("no-internet-gateway", check_no_internet_gateway, ("ec2",)),
     ("no-public-ip", check_no_public_ip, ("ec2", "rds")),
     ("sg-no-world-ingress", check_no_world_ingress, ("ec2",)),
@@ -739,27 +809,27 @@ JOINT_CLOUD_CHECKS: tuple[Registered, ...] = (
 SERVICES = ("ec2", "s3", "cloudtrail", "guardduty", "rds", "backup")
 
 
-def registered_checks(kind: str, expected: Sequence[Expected] | None = None
+def registered_checks(kind: str, inventories: Inventories | None = None
                       ) -> list[Registered]:
-    """The checks of ``kind``; ``expected`` (from ``--inventory``) adds the attachment check and
-    the inventory's ranges to the isolation check, None leaves both out."""
+    """The checks of ``kind``; ``inventories`` (from ``--inventory``) adds the attachment check
+    and the inventory's ranges to the isolation check, None leaves both out."""
     checks = list(SECURITY_CLOUD_CHECKS if kind == SECURITY_CLOUD else JOINT_CLOUD_CHECKS)
-    if expected is not None:
-        exp = expected
-        checks = [(name, (lambda s: check_tgw_isolation(s, exp)) if fn is check_tgw_isolation
-                   else fn, needs) for name, fn, needs in checks]
-        checks.append(("municipalities-attached", lambda s: check_expected_served(s, exp),
-                       ("ec2",)))
+    if inventories is not None:
+        inv = inventories
+        checks = [(name, (lambda s: check_tgw_isolation(s, inv.ranges))
+                   if fn is check_tgw_isolation else fn, needs) for name, fn, needs in checks]
+        checks.append(("municipalities-attached",
+                       lambda s: check_expected_served(s, inv.expected), ("ec2",)))
     # Resources come from every service read, so the tag check needs them all.
     needs_all = tuple(sorted({svc for _, _, needs in checks for svc in needs}))
     checks.append(("serves-tags", check_serves_tags, needs_all))
     return checks
 
 
-def run_checks(state: CloudState, expected: Sequence[Expected] | None = None) -> list[Finding]:
+def run_checks(state: CloudState, inventories: Inventories | None = None) -> list[Finding]:
     """Every check of the state's kind, in order; UNCHECKED where a needed service is unreadable."""
     findings: list[Finding] = []
-    for name, fn, needs in registered_checks(state.kind, expected):
+    for name, fn, needs in registered_checks(state.kind, inventories):
         missing = [f"{svc}: {state.unavailable[svc]}" for svc in needs if svc in state.unavailable]
         if missing:
             findings.append(Finding(name, Status.UNCHECKED, "-",
@@ -851,7 +921,7 @@ def collect(cloud: str, kind: str, region: str, endpoint_url: str | None = None,
         ("ec2", _collect_ec2), ("s3", _collect_s3), ("cloudtrail", _collect_cloudtrail),
         ("guardduty", _collect_guardduty), ("rds", _collect_rds), ("backup", _collect_backup),
     ]
-    needed = {svc for _, _, svcs in registered_checks(kind, ()) for svc in svcs}
+    needed = {svc for _, _, svcs in registered_checks(kind, Inventories((), ())) for svc in svcs}
     for service, part in parts:
         if service not in needed:
             continue
@@ -896,6 +966,9 @@ def _collect_ec2(state: CloudState, client: Callable[..., Any]) -> None:
             state.tgw_routes[table_id] = list(response.get("Routes", []))
             if response.get("AdditionalRoutesAvailable"):
                 state.tgw_routes_truncated.add(table_id)
+            state.tgw_associations[table_id] = _pages(
+                ec2, "get_transit_gateway_route_table_associations", "Associations",
+                TransitGatewayRouteTableId=table_id)
             state.tgw_propagations[table_id] = _pages(
                 ec2, "get_transit_gateway_route_table_propagations",
                 "TransitGatewayRouteTablePropagations", TransitGatewayRouteTableId=table_id)
@@ -1006,11 +1079,12 @@ def _collect_backup(state: CloudState, client: Callable[..., Any]) -> None:
 # --- inventory ---------------------------------------------------------------------------------
 
 
-def expected_from_inventories(paths: Sequence[str], cloud: str, kind: str) -> list[Expected]:
-    """The municipalities the inventories say ``cloud`` serves; VerifyError if none or wrong."""
+def load_inventories(paths: Sequence[str], cloud: str, kind: str) -> Inventories:
+    """What the inventories say about ``cloud``; VerifyError if they do not describe it."""
     from municloud.inventory import InventoryError, load
 
     expected: list[Expected] = []
+    ranges: list[KnownRange] = []
     for path in paths:
         try:
             pref = load(path)
@@ -1030,10 +1104,12 @@ def expected_from_inventories(paths: Sequence[str], cloud: str, kind: str) -> li
                 raise VerifyError(
                     f"no municipality of inventory {path} ({pref.name_ja}) belongs to joint "
                     f"cloud {cloud!r} (its joint clouds: {', '.join(clouds) or 'none'})")
-        expected.extend(Expected(m.code, m.name_ja, pref.name,
-                                 tuple(str(n.cidr) for n in m.segments.values()))
-                        for m in members)
-    return expected
+        expected.extend(Expected(m.code, m.name_ja, pref.name) for m in members)
+        ranges.extend(KnownRange(str(n.cidr), None, pref.code, pref.name)
+                      for n in pref.shared_networks.values())
+        ranges.extend(KnownRange(str(n.cidr), m.code, pref.code, pref.name)
+                      for m in pref.municipalities for n in m.segments.values())
+    return Inventories(tuple(expected), tuple(ranges))
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -1074,8 +1150,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
 
     try:
-        expected = (expected_from_inventories(args.inventory, args.cloud, args.kind)
-                    if args.inventory else None)
+        inventories = (load_inventories(args.inventory, args.cloud, args.kind)
+                       if args.inventory else None)
         session = boto3.session.Session(region_name=args.region)
         region = args.region or session.region_name
         if not region:
@@ -1099,7 +1175,7 @@ def main(args: argparse.Namespace) -> int:
     except BotoCoreError as exc:
         return fail(f"AWS client error: {exc}")
 
-    findings = run_checks(state, expected)
+    findings = run_checks(state, inventories)
     if args.json:
         report = {
             "kind": state.kind,

@@ -3,18 +3,19 @@
 Used by test_cloud_verify.py: each test case seeds its own cloud under a fresh ``municloud:cloud``
 name, then breaks one invariant through the returned :class:`Seeded` ids.
 
-The security cloud (自治体情報セキュリティクラウド) seeded here: one transit gateway without default
-route tables; an inspection VPC (the prefecture's ``security_cloud`` network) with its own
-route table tagged ``municloud:role=inspection`` that learns every tenant's routes; for the first
-municipalities a tenant VPC (their internet segment's range) with an attachment, for the last
-one a VPN (its closed line); one route table per municipality with only a default route to the
-inspection attachment; flow logs on every VPC into the log archive bucket (object lock, KMS,
-public access blocked); a multi-region trail; a GuardDuty detector.
+The security cloud (自治体情報セキュリティクラウド) seeded here follows municloud/cloud/security_cloud.py:
+one transit gateway without default route tables; an inspection VPC (the prefecture's
+``security_cloud`` network) whose attachment sits in a hub table tagged, like everything shared,
+with the prefecture only; for the first municipalities a tenant VPC (their internet segment's
+range) with an attachment, for the last one a VPN (its closed line, as in the program); one
+route table per municipality with a single route to its prefecture's proxy range, and a return
+route per municipality in the hub table; flow logs on every VPC into the log archive bucket
+(object lock, KMS, public access blocked); a multi-region trail; a GuardDuty detector.
 
-The joint cloud (自治体クラウド) seeded here: one VPC (the prefecture's ``joint_cloud`` network)
-with private subnets, a virtual private gateway and one VPN per member municipality, a core
-system instance without public IP, a security group open only to the members' individual-number
-segments (個人番号利用事務系), an encrypted RDS instance and a backup plan copying to Osaka.
+The joint cloud (自治体クラウド) seeded here follows municloud/cloud/joint_cloud.py: per member a
+tenant VPC (all on the prefecture's ``joint_cloud`` range), its VPN and VPC attachment in its own
+transit gateway route table, a security group open only to its individual-number segment
+(個人番号利用事務系), an encrypted RDS instance and a backup plan copying to Osaka.
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ class Seeded:
     db: str = ""
     backup_plan: str = ""
     vault: str = ""
+
+    @property
+    def first_vpc(self) -> str:
+        return next(iter(self.vpcs.values()))
+
+    @property
+    def first_subnet(self) -> str:
+        return next(iter(self.subnets.values()))
 
     def client(self, service: str, region: str = REGION) -> Any:
         return boto3.client(service, region_name=region, endpoint_url=self.endpoint)
@@ -124,11 +133,11 @@ def seed_security_cloud(endpoint: str, cloud: str, pref: Prefecture, *,
         seeded.route_tables[key] = table
         return str(table)
 
-    inspection_tags = {**shared, tags.ROLE: "inspection"}
+    # Like the Pulumi program: the hub table and the inspection attachment carry only the lead
+    # prefecture's tags; verify finds the hub by its association.
     inspection_cidr = str(pref.shared_networks[SharedNetwork.SECURITY_CLOUD].cidr)
-    seeded.attachments["inspection"] = vpc_with_attachment("shared", inspection_cidr,
-                                                           inspection_tags)
-    inspection_table = route_table("inspection", inspection_tags)
+    seeded.attachments["inspection"] = vpc_with_attachment("shared", inspection_cidr, shared)
+    inspection_table = route_table("inspection", shared)
     ec2.associate_transit_gateway_route_table(
         TransitGatewayRouteTableId=inspection_table,
         TransitGatewayAttachmentId=seeded.attachments["inspection"])
@@ -156,11 +165,12 @@ def seed_security_cloud(endpoint: str, cloud: str, pref: Prefecture, *,
         table = route_table(m.code, of(m))
         ec2.associate_transit_gateway_route_table(TransitGatewayRouteTableId=table,
                                                   TransitGatewayAttachmentId=att)
-        # Everything leaves a tenant through inspection; inspection learns every tenant.
+        # A tenant reaches its prefecture's proxies only; the hub routes its range back to it.
         ec2.create_transit_gateway_route(
-            DestinationCidrBlock="0.0.0.0/0", TransitGatewayRouteTableId=table,
+            DestinationCidrBlock=inspection_cidr, TransitGatewayRouteTableId=table,
             TransitGatewayAttachmentId=seeded.attachments["inspection"])
-        ec2.enable_transit_gateway_route_table_propagation(
+        ec2.create_transit_gateway_route(
+            DestinationCidrBlock=str(m.segments[Segment.INTERNET].cidr),
             TransitGatewayRouteTableId=inspection_table, TransitGatewayAttachmentId=att)
     assert tenants, "the inventory needs two or more municipalities"
 
@@ -185,6 +195,8 @@ def seed_security_cloud(endpoint: str, cloud: str, pref: Prefecture, *,
 def seed_joint_cloud(endpoint: str, cloud: str, pref: Prefecture, *,
                      storage_encrypted: bool = True, copy_to_other_region: bool = True
                      ) -> Seeded:
+    """Like municloud/cloud/joint_cloud.py: one tenant (VPC, VPN, TGW route table, database,
+    backup plan) per member, every tenant VPC on the same range."""
     seeded = Seeded(cloud, endpoint)
     ec2 = seeded.client("ec2")
     kind = "joint-cloud"
@@ -192,64 +204,90 @@ def seed_joint_cloud(endpoint: str, cloud: str, pref: Prefecture, *,
     members = [m for m in pref.municipalities if m.joint_cloud]
     assert members, "the inventory has no joint-cloud member"
 
-    cidr = str(pref.shared_networks[SharedNetwork.JOINT_CLOUD].cidr)
-    vpc_id = ec2.create_vpc(CidrBlock=cidr, TagSpecifications=tag_spec("vpc", shared)
-                            )["Vpc"]["VpcId"]
-    seeded.vpcs["shared"] = vpc_id
-    network = cidr.rsplit(".", 1)[0]
-    subnet_ids = []
-    for i, az in enumerate(("a", "c")):
-        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"{network}.{i * 128}/25",
-                                   AvailabilityZone=f"{REGION}{az}",
-                                   TagSpecifications=tag_spec("subnet", shared))
-        subnet_ids.append(subnet["Subnet"]["SubnetId"])
-    seeded.subnets["shared"] = subnet_ids[0]
+    s3 = seeded.client("s3")
+    seeded.bucket = f"{cloud}-log-archive"
+    s3.create_bucket(Bucket=seeded.bucket, ObjectLockEnabledForBucket=True,
+                     CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_tagging(Bucket=seeded.bucket, Tagging={"TagSet": tag_list(shared)})
+    seeded.tgw = ec2.create_transit_gateway(
+        Description=f"{cloud}: each member to its own tenant only",
+        Options={"DefaultRouteTableAssociation": "disable",
+                 "DefaultRouteTablePropagation": "disable"},
+        TagSpecifications=tag_spec("transit-gateway", shared),
+    )["TransitGateway"]["TransitGatewayId"]
 
-    vgw = ec2.create_vpn_gateway(Type="ipsec.1")["VpnGateway"]["VpnGatewayId"]
-    ec2.attach_vpn_gateway(VpnGatewayId=vgw, VpcId=vpc_id)
+    cidr = pref.shared_networks[SharedNetwork.JOINT_CLOUD].cidr
+    db_a, db_b, tgw_a, _ = (str(n) for n in cidr.subnets(prefixlen_diff=2))
+    backup = seeded.client("backup")
+    copy_backup = seeded.client("backup", COPY_REGION if copy_to_other_region else REGION)
     for m in members:
+        m_tags = tags.base(cloud, kind, prefecture=pref.code, municipality=m.code)
+        member = str(m.segments[Segment.INDIVIDUAL_NUMBER].cidr)
+        vpc_id = ec2.create_vpc(CidrBlock=str(cidr), TagSpecifications=tag_spec("vpc", m_tags)
+                                )["Vpc"]["VpcId"]
+        seeded.vpcs[m.code] = vpc_id
+        ec2.create_flow_logs(ResourceIds=[vpc_id], ResourceType="VPC", TrafficType="ALL",
+                             LogDestinationType="s3",
+                             LogDestination=f"arn:aws:s3:::{seeded.bucket}")
+        subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=net, AvailabilityZone=f"{REGION}{z}",
+                                     TagSpecifications=tag_spec("subnet", m_tags)
+                                     )["Subnet"]["SubnetId"]
+                   for net, z in ((db_a, "a"), (db_b, "c"), (tgw_a, "a"))]
+        seeded.subnets[m.code] = subnets[0]
+        att = ec2.create_transit_gateway_vpc_attachment(
+            TransitGatewayId=seeded.tgw, VpcId=vpc_id, SubnetIds=[subnets[2]],
+        )["TransitGatewayVpcAttachment"]["TransitGatewayAttachmentId"]
+        ec2.create_tags(Resources=[att], Tags=tag_list(m_tags))
+        seeded.attachments[m.code] = att
         cgw = ec2.create_customer_gateway(BgpAsn=65000, PublicIp="203.0.113.2",
                                           Type="ipsec.1")["CustomerGateway"]
-        seeded.vpns[m.code] = ec2.create_vpn_connection(
-            CustomerGatewayId=cgw["CustomerGatewayId"], Type="ipsec.1", VpnGatewayId=vgw,
-            TagSpecifications=tag_spec("vpn-connection", tags.base(
-                cloud, kind, prefecture=pref.code, municipality=m.code)),
+        vpn = ec2.create_vpn_connection(
+            CustomerGatewayId=cgw["CustomerGatewayId"], Type="ipsec.1",
+            TransitGatewayId=seeded.tgw, TagSpecifications=tag_spec("vpn-connection", m_tags),
         )["VpnConnection"]["VpnConnectionId"]
+        seeded.vpns[m.code] = vpn
+        vpn_att = next(a["TransitGatewayAttachmentId"] for a in
+                       ec2.describe_transit_gateway_attachments()["TransitGatewayAttachments"]
+                       if a["ResourceId"] == vpn)
+        table = ec2.create_transit_gateway_route_table(
+            TransitGatewayId=seeded.tgw,
+            TagSpecifications=tag_spec("transit-gateway-route-table", m_tags),
+        )["TransitGatewayRouteTable"]["TransitGatewayRouteTableId"]
+        seeded.route_tables[m.code] = table
+        for attachment, destination in ((vpn_att, member), (att, str(cidr))):
+            ec2.associate_transit_gateway_route_table(TransitGatewayRouteTableId=table,
+                                                      TransitGatewayAttachmentId=attachment)
+            ec2.create_transit_gateway_route(DestinationCidrBlock=destination,
+                                             TransitGatewayRouteTableId=table,
+                                             TransitGatewayAttachmentId=attachment)
 
-    sg = ec2.create_security_group(
-        GroupName=f"{cloud}-core", Description="core systems", VpcId=vpc_id,
-        TagSpecifications=tag_spec("security-group", shared))
-    ec2.authorize_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
-        "IpRanges": [{"CidrIp": str(m.segments[Segment.INDIVIDUAL_NUMBER].cidr)}
-                     for m in members]}])
-    ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet_ids[0],
-                      SecurityGroupIds=[sg["GroupId"]],
-                      TagSpecifications=tag_spec("instance", {**shared, tags.ROLE: "core_system"}))
+        sg = ec2.create_security_group(
+            GroupName=f"{cloud}-{m.code}-db", Description="core systems", VpcId=vpc_id,
+            TagSpecifications=tag_spec("security-group", m_tags))
+        ec2.authorize_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+            "IpRanges": [{"CidrIp": member}]}])
+        rds = seeded.client("rds")
+        rds.create_db_subnet_group(DBSubnetGroupName=f"{cloud}-{m.code}-db",
+                                   SubnetIds=subnets[:2], DBSubnetGroupDescription="core systems")
+        seeded.db = f"{cloud}-{m.code}-juki"
+        rds.create_db_instance(
+            DBInstanceIdentifier=seeded.db, DBInstanceClass="db.t3.micro", Engine="postgres",
+            MasterUsername="municloud", MasterUserPassword="not-a-secret-moto-only",
+            AllocatedStorage=20, StorageEncrypted=storage_encrypted, PubliclyAccessible=False,
+            DBSubnetGroupName=f"{cloud}-{m.code}-db", VpcSecurityGroupIds=[sg["GroupId"]],
+            Tags=tag_list({**m_tags, "municloud:system": "juki"}))
 
-    rds = seeded.client("rds")
-    rds.create_db_subnet_group(DBSubnetGroupName=f"{cloud}-db", SubnetIds=subnet_ids,
-                               DBSubnetGroupDescription="core systems")
-    seeded.db = f"{cloud}-core-db"
-    rds.create_db_instance(
-        DBInstanceIdentifier=seeded.db, DBInstanceClass="db.t3.micro", Engine="postgres",
-        MasterUsername="municloud", MasterUserPassword="not-a-secret-moto-only",
-        AllocatedStorage=20, StorageEncrypted=storage_encrypted, PubliclyAccessible=False,
-        DBSubnetGroupName=f"{cloud}-db", Tags=tag_list(shared))
-
-    seeded.vault = f"{cloud}-vault"
-    seeded.client("backup").create_backup_vault(BackupVaultName=seeded.vault,
-                                                BackupVaultTags=shared)
-    copy_vault = seeded.client("backup", COPY_REGION).create_backup_vault(
-        BackupVaultName=f"{cloud}-copy")["BackupVaultArn"]
-    if not copy_to_other_region:
-        copy_vault = seeded.client("backup").create_backup_vault(
-            BackupVaultName=f"{cloud}-copy")["BackupVaultArn"]
-    seeded.backup_plan = seeded.client("backup").create_backup_plan(
-        BackupPlan={"BackupPlanName": f"{cloud}-daily", "Rules": [{
-            "RuleName": "daily", "TargetBackupVaultName": seeded.vault,
-            "ScheduleExpression": "cron(0 17 * * ? *)",
-            "CopyActions": [{"DestinationBackupVaultArn": copy_vault,
-                             "Lifecycle": {"DeleteAfterDays": 35}}]}]},
-        BackupPlanTags=shared)["BackupPlanId"]
+        seeded.vault = f"{cloud}-{m.code}-vault"
+        backup.create_backup_vault(BackupVaultName=seeded.vault, BackupVaultTags=m_tags)
+        copy_vault = copy_backup.create_backup_vault(
+            BackupVaultName=f"{cloud}-{m.code}-vault-dr", BackupVaultTags=m_tags,
+        )["BackupVaultArn"]
+        seeded.backup_plan = backup.create_backup_plan(
+            BackupPlan={"BackupPlanName": f"{cloud}-{m.code}-daily", "Rules": [{
+                "RuleName": "daily", "TargetBackupVaultName": seeded.vault,
+                "ScheduleExpression": "cron(0 17 * * ? *)",
+                "CopyActions": [{"DestinationBackupVaultArn": copy_vault,
+                                 "Lifecycle": {"DeleteAfterDays": 35}}]}]},
+            BackupPlanTags=m_tags)["BackupPlanId"]
     return seeded

@@ -26,6 +26,7 @@ from municloud.cloud.verify import (
     CloudState,
     Expected,
     Finding,
+    KnownRange,
     Status,
     attachment_tags,
     check_backup_cross_region,
@@ -133,9 +134,45 @@ def test_isolation_uses_inventory_ranges() -> None:
     state = hub_state()
     state.tgw_routes["rtb-a"].append(route("198.18.20.0/24"))
     assert statuses(check_tgw_isolation(state)) == {Status.PASS}
-    expected = [Expected(YONAGO, "米子市", "sample", ("198.18.20.0/24",))]
-    (finding,) = check_tgw_isolation(state, expected)
+    known = [KnownRange("198.18.20.0/24", YONAGO, PREF, "sample")]
+    (finding,) = check_tgw_isolation(state, known)
     assert "of municipality 312029 (inventory sample)" in finding.message
+
+
+def test_isolation_other_prefectures_proxy_range_is_foreign() -> None:
+    # 超広域: a Tottori municipality's table must lead to Tottori's proxies, not Okayama's.
+    state = hub_state()
+    state.tgw_routes["rtb-a"].append(route("198.19.1.0/25", "att-i"))
+    known = [KnownRange("198.19.1.0/24", None, "330001", "okayama")]
+    (finding,) = check_tgw_isolation(state, known)
+    assert "inside 198.19.1.0/24 of prefecture 33 (inventory okayama)" in finding.message
+
+
+def test_hub_found_by_association_without_role_tag() -> None:
+    # As the Pulumi program builds it: hub table and inspection attachment carry only the lead
+    # prefecture's tag, and the hub routes other prefectures' municipalities back.
+    state = hub_state()
+    for item in (state.tgw_attachments[2], state.tgw_route_tables[1]):
+        item["Tags"] = tl(cloud="c", prefecture=PREF)
+    state.tgw_associations = {"rtb-i": [{"TransitGatewayAttachmentId": "att-i"}]}
+    state.tgw_attachments.append({"TransitGatewayAttachmentId": "att-o", "ResourceType": "vpn",
+                                  "ResourceId": "vpn-o", "Tags": tl(municipality="332020")})
+    state.tgw_routes["rtb-i"].append(route("10.50.0.0/24", "att-o"))
+    assert statuses(check_tgw_isolation(state)) == {Status.PASS}
+    # Without the association, the table is just Tottori's and may not reach Okayama.
+    state.tgw_associations = {}
+    assert statuses(check_tgw_isolation(state)) == {Status.FAIL}
+
+
+def test_tenants_sharing_one_range_are_judged_by_target() -> None:
+    # The joint cloud gives every tenant VPC the same range.
+    state = hub_state(vpcs=[{"VpcId": "vpc-a", "CidrBlock": "10.3.0.0/24"},
+                            {"VpcId": "vpc-b", "CidrBlock": "10.3.0.0/24"}])
+    state.tgw_routes["rtb-a"] = [route("10.3.0.0/24", "att-a")]
+    assert statuses(check_tgw_isolation(state)) == {Status.PASS}
+    state.tgw_routes["rtb-a"] = [route("10.3.0.0/24", "att-b")]
+    (finding,) = check_tgw_isolation(state)
+    assert "routes 10.3.0.0/24 to att-b of municipality 312029" in finding.message
 
 
 def test_isolation_fails_on_propagation_from_other_municipality() -> None:
@@ -426,8 +463,10 @@ def test_conforming_joint_cloud_passes(capsys: pytest.CaptureFixture[str], endpo
     lines = out.splitlines()
     assert code == 0, out
     assert all(line.startswith("PASS") for line in lines[:-1]), out
-    assert lines[-1] == (f"joint-cloud {cloud} in {REGION}: 8 checks, 8 passed, 0 failed, "
+    assert lines[-1] == (f"joint-cloud {cloud} in {REGION}: 11 checks, 11 passed, 0 failed, "
                          "0 not checkable here")
+    assert any(line.startswith("PASS      tgw-isolation") and "2 route table(s)" in line
+               for line in lines)
     assert any("municipalities-attached" in line and "all 2 municipalities" in line
                for line in lines)
     assert err == ""
@@ -448,7 +487,7 @@ def _propagate_other(s: Seeded) -> None:
 def _world_ingress(s: Seeded) -> None:
     ec2 = s.client("ec2")
     group = ec2.create_security_group(
-        GroupName=f"{s.cloud}-open", Description="open", VpcId=s.vpcs["shared"],
+        GroupName=f"{s.cloud}-open", Description="open", VpcId=s.first_vpc,
         TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(
             tags.base(s.cloud, "x", prefecture=PREF))}])["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
@@ -462,9 +501,15 @@ def _vpc_without_flow_logs(s: Seeded) -> None:
 
 def _untagged_group(s: Seeded) -> None:
     s.client("ec2").create_security_group(
-        GroupName=f"{s.cloud}-who", Description="serves nobody", VpcId=s.vpcs["shared"],
+        GroupName=f"{s.cloud}-who", Description="serves nobody", VpcId=s.first_vpc,
         TagSpecifications=[{"ResourceType": "security-group",
                             "Tags": tag_list({tags.CLOUD: s.cloud})}])
+
+
+def _tenant_propagation(s: Seeded) -> None:
+    s.client("ec2").enable_transit_gateway_route_table_propagation(
+        TransitGatewayRouteTableId=s.route_tables[TOTTORI],
+        TransitGatewayAttachmentId=s.attachments[YONAGO])
 
 
 def _stop_trail(s: Seeded) -> None:
@@ -474,14 +519,14 @@ def _stop_trail(s: Seeded) -> None:
 def _internet_gateway(s: Seeded) -> None:
     ec2 = s.client("ec2")
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
-    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=s.vpcs["shared"])
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=s.first_vpc)
 
 
 def _public_instance(s: Seeded) -> None:
     ec2 = s.client("ec2")
-    ec2.modify_subnet_attribute(SubnetId=s.subnets["shared"], MapPublicIpOnLaunch={"Value": True})
+    ec2.modify_subnet_attribute(SubnetId=s.first_subnet, MapPublicIpOnLaunch={"Value": True})
     ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
-                      SubnetId=s.subnets["shared"], TagSpecifications=[{
+                      SubnetId=s.first_subnet, TagSpecifications=[{
                           "ResourceType": "instance",
                           "Tags": tag_list(tags.base(s.cloud, "x", prefecture=PREF))}])
 
@@ -512,6 +557,8 @@ BROKEN: list[tuple[str, str, dict[str, Any], Callable[[Seeded], None], dict[str,
      {"serves-tags": "security group carries neither municloud:prefecture nor "
                      "municloud:municipality"}),
     ("trail-not-logging", SECURITY_CLOUD, {}, _stop_trail, {"cloudtrail": "not logging"}),
+    ("joint-cloud-tenant-propagation", JOINT_CLOUD, {}, _tenant_propagation,
+     {"tgw-isolation": "municipality 312011's table learns routes by propagation from"}),
     ("joint-cloud-internet-gateway", JOINT_CLOUD, {}, _internet_gateway,
      {"no-internet-gateway": "internet gateway attached to vpc-"}),
     ("joint-cloud-world-ingress", JOINT_CLOUD, {}, _world_ingress,
