@@ -257,9 +257,10 @@ def shared_hub(state: CloudState) -> tuple[set[str], set[str]]:
     """The shared inspection tables and attachments: (table ids, attachment ids).
 
     Either tagged ``municloud:role=inspection``, or found by association: a table with a
-    prefecture tag and no municipality tag that is associated with an attachment of a prefecture and of no municipality
-    (the inspection VPC's) is the hub table, and such attachments are shared. This is how the
-    Pulumi program builds the security cloud: its hub table carries only the lead prefecture's tag.
+    prefecture tag and no municipality tag that is associated with an attachment of a prefecture
+    and of no municipality (the inspection VPC's) is the hub table, and such attachments are
+    shared. This is how security_cloud.py builds it: its hub table carries only the lead
+    prefecture's tag.
     """
     eff = attachment_tags(state)
     tables: set[str] = set()

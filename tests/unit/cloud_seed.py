@@ -3,14 +3,15 @@
 Used by test_cloud_verify.py: each test case seeds its own cloud under a fresh ``municloud:cloud``
 name, then breaks one invariant through the returned :class:`Seeded` ids.
 
-The security cloud (自治体情報セキュリティクラウド) seeded here follows municloud/cloud/security_cloud.py:
-one transit gateway without default route tables; an inspection VPC (the prefecture's
-``security_cloud`` network) whose attachment sits in a hub table tagged, like everything shared,
-with the prefecture only; for the first municipalities a tenant VPC (their internet segment's
-range) with an attachment, for the last one a VPN (its closed line, as in the program); one
-route table per municipality with a single route to its prefecture's proxy range, and a return
-route per municipality in the hub table; flow logs on every VPC into the log archive bucket
-(object lock, KMS, public access blocked); a multi-region trail; a GuardDuty detector.
+The security cloud (自治体情報セキュリティクラウド) seeded here follows
+municloud/cloud/security_cloud.py: one transit gateway without default route tables; an
+inspection VPC (the prefecture's ``security_cloud`` network) whose attachment sits in a hub
+table tagged, like everything shared, with the prefecture only; for the first municipalities a
+tenant VPC (their internet segment's range) with an attachment, for the last one a VPN (its
+closed line, as in the program); one route table per municipality with a single route to its
+prefecture's proxy range, and a return route per municipality in the hub table; flow logs on
+every VPC into the log archive bucket (object lock, KMS, public access blocked); a multi-region
+trail; a GuardDuty detector.
 
 The joint cloud (自治体クラウド) seeded here follows municloud/cloud/joint_cloud.py: per member a
 tenant VPC (all on the prefecture's ``joint_cloud`` range), its VPN and VPC attachment in its own
