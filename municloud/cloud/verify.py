@@ -913,9 +913,15 @@ def collect(cloud: str, kind: str, region: str, endpoint_url: str | None = None,
     config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5,
                     read_timeout=30)
 
+    clients: dict[tuple[str, str], Any] = {}
+
     def client(service: str, client_region: str = region) -> Any:
-        return session.client(service, region_name=client_region, endpoint_url=endpoint_url,
-                              config=config)
+        # One client per service and region: creating one costs more than most calls.
+        key = (service, client_region)
+        if key not in clients:
+            clients[key] = session.client(service, region_name=client_region,
+                                          endpoint_url=endpoint_url, config=config)
+        return clients[key]
 
     state = CloudState(cloud=cloud, kind=kind, region=region)
     parts: list[tuple[str, Callable[[CloudState, Callable[..., Any]], None]]] = [
