@@ -114,7 +114,8 @@ def derived_psk(key: pulumi.Output[str], label: str) -> pulumi.Output[str]:
     One secret per stack, one distinct key per municipality and cloud, nothing typed N times.
     AWS accepts 8-64 letters, digits, ``.`` and ``_``, not starting with ``0``.
     """
-    return pulumi.Output.secret(key).apply(
+    # ``key`` comes from require_secret; apply keeps the result secret.
+    return key.apply(
         lambda k: "k" + hmac.new(k.encode(), label.encode(), hashlib.sha256).hexdigest()[:40])
 
 

@@ -148,9 +148,9 @@ class Tenant(pulumi.ComponentResource):
         security_group = aws.ec2.SecurityGroup(
             f"{name}-db-sg", vpc_id=self.vpc.id,
             description=f"core systems of {m.name_romaji}: its individual-number segment only",
-            ingress=[{"protocol": "tcp", "from_port": db.port, "to_port": db.port,
-                      "cidr_blocks": [str(member)],
-                      "description": f"{m.name_romaji} individual-number segment"}],
+            ingress=[aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp", from_port=db.port, to_port=db.port, cidr_blocks=[str(member)],
+                description=f"{m.name_romaji} individual-number segment")],
             egress=[], tags=m_tags, opts=_opts(self))
         subnet_group = aws.rds.SubnetGroup(f"{name}-db-subnets",
                                            subnet_ids=[s.id for s in db_subnets],
@@ -181,14 +181,18 @@ class Tenant(pulumi.ComponentResource):
                                  opts=_opts(self))
         self.copy_vault = aws.backup.Vault(f"{name}-vault-dr", kms_key_arn=dr_key.arn,
                                            tags=m_tags, opts=backup_opts)
-        lifecycle = {"delete_after": cfg.backup_retention_days}
         plan = aws.backup.Plan(
             f"{name}-backup-plan",
-            rules=[{"rule_name": "daily", "target_vault_name": vault.name,
-                    "schedule": "cron(0 17 * * ? *)",  # 02:00 JST, outside office hours
-                    "start_window": 60, "completion_window": 360, "lifecycle": lifecycle,
-                    "copy_actions": [{"destination_vault_arn": self.copy_vault.arn,
-                                      "lifecycle": lifecycle}]}],
+            rules=[aws.backup.PlanRuleArgs(
+                rule_name="daily", target_vault_name=vault.name,
+                schedule="cron(0 17 * * ? *)",  # 02:00 JST, outside office hours
+                start_window=60, completion_window=360,
+                lifecycle=aws.backup.PlanRuleLifecycleArgs(
+                    delete_after=cfg.backup_retention_days),
+                copy_actions=[aws.backup.PlanRuleCopyActionArgs(
+                    destination_vault_arn=self.copy_vault.arn,
+                    lifecycle=aws.backup.PlanRuleCopyActionLifecycleArgs(
+                        delete_after=cfg.backup_retention_days))])],
             tags=m_tags, opts=_opts(self))
         aws.backup.Selection(
             f"{name}-backup-selection", plan_id=plan.id, iam_role_arn=args.backup_role_arn,

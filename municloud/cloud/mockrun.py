@@ -196,7 +196,8 @@ class RecordingMonitor(_mocks.MockMonitor):
         self.recorded: list[Resource] = []
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
+        # pulumi's MockMonitor is untyped
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
         registration = self.resources[response.urn]

@@ -333,15 +333,19 @@ class ProxyFleet(pulumi.ComponentResource):
             f"{name}-sg",
             description=f"web proxy of {p.name_romaji}: only its municipalities' internet segments",
             vpc_id=args.vpc_id,
-            ingress=[{"protocol": "tcp", "from_port": port, "to_port": port,
-                      "cidr_blocks": [str(internet_segment(m))],
-                      "description": f"{m.name_romaji} ({m.code}) internet segment"}
-                     for m in p.municipalities] + [
-                {"protocol": "tcp", "from_port": port, "to_port": port, "self": True,
-                 "description": "the load balancer's forwarding and health checks"}],
-            egress=[{"protocol": "tcp", "from_port": n, "to_port": n,
-                     "cidr_blocks": ["0.0.0.0/0"], "description": "web egress"}
-                    for n in (80, 443)],
+            ingress=[
+                *(aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=port, to_port=port,
+                    cidr_blocks=[str(internet_segment(m))],
+                    description=f"{m.name_romaji} ({m.code}) internet segment")
+                  for m in p.municipalities),
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=port, to_port=port, self=True,
+                    description="the load balancer's forwarding and health checks"),
+            ],
+            egress=[aws.ec2.SecurityGroupEgressArgs(
+                protocol="tcp", from_port=n, to_port=n, cidr_blocks=["0.0.0.0/0"],
+                description="web egress") for n in (80, 443)],
             tags=p_tags,
             opts=_opts(self),
         )
