@@ -329,15 +329,19 @@ def load(path: str | Path) -> Prefecture:
     muns_group = out.mapping(children.get("municipalities"), "all.children.municipalities",
                              "`children:` with one group per municipality") or {}
     municipalities: list[Municipality] = []
+    codes: list[tuple[str, str]] = []  # (group, code) of every entry, even those with problems
     for group, body in (out.mapping(muns_group.get("children"), mun_key,
                                     "one group per municipality") or {}).items():
         m = _municipality(out, f"{mun_key}.{group}", group, body or {}, shared_networks)
+        code_value = (((body or {}).get("vars") or {}).get("municloud_municipality") or {})
+        if isinstance(code_value, Mapping) and code_problem(code_value.get("code")) is None:
+            codes.append((group, code_value["code"]))
         if m:
             municipalities.append(m)
     if not municipalities and not out.problems:
         out.add(mun_key, "no municipality", "add at least one municipality group")
 
-    _check_whole(out, municipalities, shared_networks, shared_hosts, code)
+    _check_whole(out, municipalities, codes, shared_networks, shared_hosts, code)
     if out.problems:
         raise InventoryError(out.problems)
     assert isinstance(code, str) and name_ja and name_romaji and security_cloud
@@ -502,6 +506,7 @@ def _host(
 def _check_whole(
     out: _Collector,
     municipalities: list[Municipality],
+    codes: list[tuple[str, str]],
     shared_networks: Mapping[SharedNetwork, Network],
     shared_hosts: list[Host],
     prefecture_code: object,
@@ -509,14 +514,14 @@ def _check_whole(
     """Rules that span municipalities: codes, ranges and addresses unique across the prefecture."""
     mun_key = "all.children.municipalities.children"
     seen_codes: dict[str, str] = {}
-    for m in municipalities:
-        key = f"{mun_key}.{m.group}.vars.municloud_municipality.code"
-        if m.code in seen_codes:
-            out.add(key, f"{m.code} is also the code of {seen_codes[m.code]}",
+    for group, code in codes:
+        key = f"{mun_key}.{group}.vars.municloud_municipality.code"
+        if code in seen_codes:
+            out.add(key, f"{code} is also the code of {seen_codes[code]}",
                     "each municipality has its own code; check both entries")
-        seen_codes.setdefault(m.code, m.group)
-        if isinstance(prefecture_code, str) and m.code[:2] != prefecture_code[:2]:
-            out.add(key, f"{m.code} belongs to prefecture {m.code[:2]}, not {prefecture_code[:2]}",
+        seen_codes.setdefault(code, group)
+        if isinstance(prefecture_code, str) and code[:2] != prefecture_code[:2]:
+            out.add(key, f"{code} belongs to prefecture {code[:2]}, not {prefecture_code[:2]}",
                     "list it in its own prefecture's inventory, or correct the code")
 
     nets: list[tuple[str, Network]] = [

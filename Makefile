@@ -1,0 +1,77 @@
+# municloud: the two commands of the quick start are `make demo` and `make test`.
+# Everything else here is what they are made of, and can be run on its own.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+
+INVENTORY ?= inventories/sample
+# The inventories `make test` builds labs of: the sample and a hand-written second prefecture.
+LAB_INVENTORIES ?= inventories/sample inventories/okayama
+REPORTS := reports
+PYTEST_WORKERS ?= 4
+
+.PHONY: demo test install unit lint lab-up lab-down converge acceptance report test-lab bench clean
+
+## demo: install, build the sample lab, deploy everything, run the acceptance tests, show the result
+demo: install
+	municloud validate $(INVENTORY)
+	municloud lab up --inventory $(INVENTORY)
+	ansible-playbook -i $(INVENTORY) playbooks/site.yml
+	-$(MAKE) --no-print-directory acceptance INVENTORY=$(INVENTORY)
+	municloud report --inventory $(INVENTORY) $(REPORTS)/acceptance-$(notdir $(INVENTORY)).xml
+
+## test: the whole suite: lint, unit tests, then labs of every LAB_INVENTORIES and their acceptance
+test: install lint unit test-lab
+
+install:
+	./scripts/install.sh
+
+unit:
+	$(BIN)/pytest tests/unit -q -m "not lab" -n 2
+
+lint:
+	$(BIN)/ruff check municloud tests pulumi benchmarks
+	$(BIN)/mypy
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint -q roles playbooks
+
+## test-lab: for each inventory: lab up, converge, idempotent rerun, check mode, acceptance
+test-lab:
+	$(BIN)/pytest tests/lab -q -m lab
+	for inv in $(LAB_INVENTORIES); do \
+	  $(MAKE) --no-print-directory lab-up converge acceptance INVENTORY=$$inv; \
+	done
+
+lab-up:
+	municloud lab up --inventory $(INVENTORY)
+
+lab-down:
+	municloud lab down --inventory $(INVENTORY)
+
+## converge: site.yml, then again (must change nothing), then --check --diff (must run clean)
+converge:
+	mkdir -p $(REPORTS)
+	ansible-playbook -i $(INVENTORY) playbooks/site.yml
+	ansible-playbook -i $(INVENTORY) playbooks/site.yml | tee $(REPORTS)/rerun.log
+	python3 scripts/assert_no_changes.py $(REPORTS)/rerun.log
+	ansible-playbook -i $(INVENTORY) playbooks/site.yml --check --diff >/dev/null
+
+acceptance:
+	mkdir -p $(REPORTS)
+	$(BIN)/pytest tests/acceptance -q -n $(PYTEST_WORKERS) --inventory $(INVENTORY) \
+	  --junitxml=$(REPORTS)/acceptance-$(notdir $(INVENTORY)).xml
+
+report:
+	municloud report --inventory $(INVENTORY) $(REPORTS)/acceptance-$(notdir $(INVENTORY)).xml
+
+## bench: the lab and converge timings of the closing note (writes benchmarks/lab.figures.md)
+bench: install
+	$(BIN)/python benchmarks/lab.py
+
+clean:
+	for inv in $(LAB_INVENTORIES); do municloud lab down --inventory $$inv || true; done
+	rm -rf $(REPORTS)

@@ -1,0 +1,103 @@
+"""The Docker engine under the lab: Debian's docker.io, started by us when it is not running.
+
+Only the ``docker`` command line is used (no Python SDK): what the lab does can be read and
+repeated by hand. Nothing is pulled from a registry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DOCKERD_LOG = Path("/var/log/municloud-dockerd.log")
+DOCKERD_PIDFILE = Path("/run/municloud-dockerd.pid")
+
+# Docker's isolation rules for --internal networks also drop frames that one container forwards
+# to another on the same bridge (br_netfilter sends bridged frames through iptables). This rule
+# lets frames bridged within one lab network pass; anything the host itself would route between
+# lab networks is still dropped by Docker. See ARCHITECTURE.md section 2.
+BRIDGED_ACCEPT = ["DOCKER-USER", "-m", "physdev", "--physdev-is-bridged", "-j", "ACCEPT"]
+
+
+class LabError(Exception):
+    """Something the person running the lab must fix; the message says what."""
+
+
+def run(args: Sequence[str], *, check: bool = True, input_: bytes | None = None,
+        capture: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(args), input=input_.decode() if input_ else None, text=True,
+                          capture_output=capture, check=False)
+    if check and proc.returncode != 0:
+        raise LabError(f"`{' '.join(args)}` failed ({proc.returncode}): "
+                       f"{(proc.stderr or proc.stdout or '').strip()}")
+    return proc
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(["docker", *args], check=check)
+
+
+def docker_json(*args: str) -> list[dict[str, Any]]:
+    proc = docker(*args, check=False)
+    if proc.returncode != 0:
+        return []
+    data = json.loads(proc.stdout or "[]")
+    return data if isinstance(data, list) else [data]
+
+
+def engine_running() -> bool:
+    return shutil.which("docker") is not None and docker("info", check=False).returncode == 0
+
+
+def ensure_engine(say: Any = print) -> None:
+    """Install Debian's docker.io and start dockerd (no default bridge) if it is not running."""
+    if engine_running():
+        return
+    if os.geteuid() != 0:
+        raise LabError("the Docker engine is not running and starting it needs root; "
+                       "run as root, or start dockerd yourself (`dockerd --bridge=none`)")
+    if shutil.which("dockerd") is None:
+        say("installing Debian's docker.io (the Docker engine) ...")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "docker.io", "iptables"]):
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise LabError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()[-500:]}")
+    say(f"starting dockerd --bridge=none (log: {DOCKERD_LOG}) ...")
+    with DOCKERD_LOG.open("ab") as log:
+        proc = subprocess.Popen(  # noqa: S603 - fixed arguments
+            ["dockerd", "--bridge=none", f"--pidfile={DOCKERD_PIDFILE}"],
+            stdout=log, stderr=log, start_new_session=True,
+        )
+    for _ in range(60):
+        if engine_running():
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    raise LabError(f"dockerd did not start; see {DOCKERD_LOG}")
+
+
+def ensure_bridged_accept() -> None:
+    """Add :data:`BRIDGED_ACCEPT` once (idempotent)."""
+    if run(["iptables", "-C", *BRIDGED_ACCEPT], check=False).returncode != 0:
+        run(["iptables", "-I", *BRIDGED_ACCEPT])
+
+
+def container_pid(name: str) -> int:
+    return int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip())
+
+
+def in_netns(name: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` in a container's network namespace, from the host.
+
+    The lab sets routes this way, so a terminal needs no NET_ADMIN capability of its own.
+    """
+    return run(["nsenter", "-t", str(container_pid(name)), "-n", *cmd], check=check)
