@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         if len(path) == 2:
             if path[0] not in groups:
                 group = top.add_parser(path[0], help=GROUP_HELP[path[0]])
-                groups[path[0]] = group.add_subparsers(dest="subcommand", required=True,
-                                                       metavar="SUBCOMMAND")
+                groups[path[0]] = group.add_subparsers(
+                    dest="subcommand", required=True, metavar="SUBCOMMAND"
+                )
             subs = groups[path[0]]
         sub = subs.add_parser(path[-1], help=help_, description=help_)
         sub.set_defaults(_module=module, _name=path[-1])

@@ -127,7 +127,7 @@ class Host:
 
     @property
     def segment(self) -> Segment | None:
-        """The one segment of a municipality's non-gateway host; None for gateways and shared hosts."""
+        """The one segment of a municipality's non-gateway host (None: gateway or shared host)."""
         if self.municipality is None or self.role is HostRole.GATEWAY:
             return None
         return Segment(next(iter(self.addresses)).split(".", 1)[1])
@@ -218,7 +218,8 @@ def code_problem(code: object) -> str | None:
     if code[:2] == "00" or int(code[:2]) > 47:
         return f"{code!r} does not start with a prefecture number 01-47"
     if check_digit(code[:5]) != code[5]:
-        return f"{code!r} has check digit {code[5]}, but its first five digits need {check_digit(code[:5])}"
+        need = check_digit(code[:5])
+        return f"{code!r} has check digit {code[5]}, but its first five digits need {need}"
     return None
 
 
@@ -295,23 +296,36 @@ def load(path: str | Path) -> Prefecture:
     code = pref.get("code")
     problem = code_problem(code)
     if problem:
-        out.add(f"{pref_key}.code", problem, "write the prefecture's code, e.g. \"310000\" for 鳥取県")
+        out.add(
+            f"{pref_key}.code", problem, 'write the prefecture\'s code, e.g. "310000" for 鳥取県'
+        )
     elif isinstance(code, str) and code[2:5] != "000":
-        out.add(f"{pref_key}.code", f"{code!r} is a municipality's code, not a prefecture's",
-                "a prefecture's code is its number, 000 and a check digit, e.g. \"310000\"")
+        out.add(
+            f"{pref_key}.code",
+            f"{code!r} is a municipality's code, not a prefecture's",
+            'a prefecture\'s code is its number, 000 and a check digit, e.g. "310000"',
+        )
     name_ja = out.string(pref, "name_ja", pref_key, "write the name in Japanese, e.g. 鳥取県")
-    name_romaji = out.string(pref, "name_romaji", pref_key, "write the name in romaji, e.g. Tottori")
-    security_cloud = out.string(pref, "security_cloud", pref_key,
-                                "name the security cloud the prefecture belongs to")
+    name_romaji = out.string(
+        pref, "name_romaji", pref_key, "write the name in romaji, e.g. Tottori"
+    )
+    security_cloud = out.string(
+        pref, "security_cloud", pref_key, "name the security cloud the prefecture belongs to"
+    )
 
     shared_networks: dict[SharedNetwork, Network] = {}
     nets_key = f"{pref_key}.shared_networks"
-    for name, cidr in (out.mapping(pref.get("shared_networks"), nets_key, "network: CIDR") or {}).items():
+    for name, cidr in (
+        out.mapping(pref.get("shared_networks"), nets_key, "network: CIDR") or {}
+    ).items():
         try:
             kind = SharedNetwork(name)
         except ValueError:
-            out.add(f"{nets_key}.{name}", "unknown shared network",
-                    f"use one of {', '.join(SharedNetwork)}")
+            out.add(
+                f"{nets_key}.{name}",
+                "unknown shared network",
+                f"use one of {', '.join(SharedNetwork)}",
+            )
             continue
         net = _network(out, f"{nets_key}.{name}", cidr)
         if net:
@@ -326,14 +340,21 @@ def load(path: str | Path) -> Prefecture:
             shared_hosts.append(host)
 
     mun_key = "all.children.municipalities.children"
-    muns_group = out.mapping(children.get("municipalities"), "all.children.municipalities",
-                             "`children:` with one group per municipality") or {}
+    muns_group = (
+        out.mapping(
+            children.get("municipalities"),
+            "all.children.municipalities",
+            "`children:` with one group per municipality",
+        )
+        or {}
+    )
     municipalities: list[Municipality] = []
     codes: list[tuple[str, str]] = []  # (group, code) of every entry, even those with problems
-    for group, body in (out.mapping(muns_group.get("children"), mun_key,
-                                    "one group per municipality") or {}).items():
+    for group, body in (
+        out.mapping(muns_group.get("children"), mun_key, "one group per municipality") or {}
+    ).items():
         m = _municipality(out, f"{mun_key}.{group}", group, body or {}, shared_networks)
-        code_value = (((body or {}).get("vars") or {}).get("municloud_municipality") or {})
+        code_value = ((body or {}).get("vars") or {}).get("municloud_municipality") or {}
         if isinstance(code_value, Mapping) and code_problem(code_value.get("code")) is None:
             codes.append((group, code_value["code"]))
         if m:
@@ -361,8 +382,11 @@ def _network(out: _Collector, key: str, value: object) -> IPv4Network | None:
     try:
         return ipaddress.IPv4Network(str(value), strict=True)
     except ValueError as exc:
-        out.add(key, f"{value!r} is not an IPv4 network in CIDR form ({exc})",
-                "write it as network/prefix, e.g. 198.18.16.0/24, with no host bits set")
+        out.add(
+            key,
+            f"{value!r} is not an IPv4 network in CIDR form ({exc})",
+            "write it as network/prefix, e.g. 198.18.16.0/24, with no host bits set",
+        )
         return None
 
 
@@ -381,26 +405,43 @@ def _municipality(
     code = data.get("code")
     problem = code_problem(code)
     if problem:
-        out.add(f"{mkey}.code", problem,
-                "write its 6-digit 全国地方公共団体コード as a quoted string, e.g. \"312011\"")
+        out.add(
+            f"{mkey}.code",
+            problem,
+            'write its 6-digit 全国地方公共団体コード as a quoted string, e.g. "312011"',
+        )
     name_ja = out.string(data, "name_ja", mkey, "write the name in Japanese, e.g. 鳥取市")
-    name_romaji = out.string(data, "name_romaji", mkey, "write the name in romaji, e.g. Tottori-shi")
+    name_romaji = out.string(
+        data, "name_romaji", mkey, "write the name in romaji, e.g. Tottori-shi"
+    )
     model_value = data.get("model")
     model = None
     try:
-        model = GuidelineModel(model_value)
+        model = GuidelineModel(str(model_value))
     except ValueError:
-        out.add(f"{mkey}.model", f"unknown guideline model {model_value!r}",
-                f"use one of {', '.join(GuidelineModel)}")
+        out.add(
+            f"{mkey}.model",
+            f"unknown guideline model {model_value!r}",
+            f"use one of {', '.join(GuidelineModel)}",
+        )
     joint_cloud = data.get("joint_cloud")
     if joint_cloud is not None and not isinstance(joint_cloud, str):
-        out.add(f"{mkey}.joint_cloud", f"expected a name, found {_kind(joint_cloud)}",
-                "name the joint cloud, or leave the key out")
+        out.add(
+            f"{mkey}.joint_cloud",
+            f"expected a name, found {_kind(joint_cloud)}",
+            "name the joint cloud, or leave the key out",
+        )
         joint_cloud = None
 
     segments: dict[Segment, Network] = {}
-    seg_data = out.mapping(data.get("segments"), f"{mkey}.segments",
-                           "individual_number, lgwan and internet with their CIDR") or {}
+    seg_data = (
+        out.mapping(
+            data.get("segments"),
+            f"{mkey}.segments",
+            "individual_number, lgwan and internet with their CIDR",
+        )
+        or {}
+    )
     for name, cidr in seg_data.items():
         try:
             seg = Segment(name)
@@ -412,8 +453,11 @@ def _municipality(
             segments[seg] = Network(seg.value, net, group)
     for seg in Segment:
         if seg_data and seg not in segments and seg.value not in seg_data:
-            out.add(f"{mkey}.segments", f"the {seg.value} segment has no address range",
-                    f"add `{seg.value}: <CIDR>`: every municipality has all three segments")
+            out.add(
+                f"{mkey}.segments",
+                f"the {seg.value} segment has no address range",
+                f"add `{seg.value}: <CIDR>`: every municipality has all three segments",
+            )
 
     reachable: dict[str, Network] = {n.name: n for n in segments.values()}
     for uplink in Uplink:
@@ -426,19 +470,26 @@ def _municipality(
             hosts.append(host)
     gateways = [h for h in hosts if h.role is HostRole.GATEWAY]
     if len(gateways) != 1 and body.get("hosts"):
-        out.add(f"{key}.hosts", f"{len(gateways)} gateways",
-                "give the municipality exactly one host with `municloud_role: gateway`")
+        out.add(
+            f"{key}.hosts",
+            f"{len(gateways)} gateways",
+            "give the municipality exactly one host with `municloud_role: gateway`",
+        )
     for gw in gateways:
-        for seg in segments.values():
-            if seg.id not in gw.addresses:
-                out.add(f"{key}.hosts.{gw.name}.municloud_addresses",
-                        f"the gateway has no leg in the {seg.name} segment",
-                        f"add `{seg.name}: <address in {seg.cidr}>`")
+        for seg_net in segments.values():
+            if seg_net.id not in gw.addresses:
+                out.add(
+                    f"{key}.hosts.{gw.name}.municloud_addresses",
+                    f"the gateway has no leg in the {seg_net.name} segment",
+                    f"add `{seg_net.name}: <address in {seg_net.cidr}>`",
+                )
 
     if problem or not (name_ja and name_romaji and model and len(segments) == len(Segment)):
         return None
     assert isinstance(code, str)
-    return Municipality(group, code, name_ja, name_romaji, model, segments, joint_cloud, tuple(hosts))
+    return Municipality(
+        group, code, name_ja, name_romaji, model, segments, joint_cloud, tuple(hosts)
+    )
 
 
 def _host(
@@ -457,38 +508,55 @@ def _host(
     role_value = hv.get("municloud_role")
     role = None
     try:
-        role = HostRole(role_value)
+        role = HostRole(str(role_value))
         if role not in allowed:
             raise ValueError
     except ValueError:
         where = "a municipality" if municipality else "the shared group"
-        out.add(f"{key}.municloud_role", f"{role_value!r} is not a role for a host of {where}",
-                f"use one of {', '.join(sorted(allowed))}")
+        out.add(
+            f"{key}.municloud_role",
+            f"{role_value!r} is not a role for a host of {where}",
+            f"use one of {', '.join(sorted(allowed))}",
+        )
         role = None
     addresses: dict[str, IPv4Address] = {}
     akey = f"{key}.municloud_addresses"
     raw = hv.get("municloud_addresses")
     if not raw:
-        out.add(akey, "the host is in no segment or network",
-                f"give it an address in one of: {', '.join(networks) or 'no network is defined'}")
+        out.add(
+            akey,
+            "the host is in no segment or network",
+            f"give it an address in one of: {', '.join(networks) or 'no network is defined'}",
+        )
         return None
     raw = out.mapping(raw, akey, "network: address") or {}
     for net_name, value in raw.items():
         net = networks.get(net_name)
         if net is None:
-            out.add(f"{akey}.{net_name}", "no such network for this host",
-                    f"use one of: {', '.join(networks)}")
+            out.add(
+                f"{akey}.{net_name}",
+                "no such network for this host",
+                f"use one of: {', '.join(networks)}",
+            )
             continue
         try:
             address = ipaddress.IPv4Address(str(value))
         except ValueError:
-            out.add(f"{akey}.{net_name}", f"{value!r} is not an IPv4 address",
-                    "write a dotted address, e.g. 198.18.17.10")
+            out.add(
+                f"{akey}.{net_name}",
+                f"{value!r} is not an IPv4 address",
+                "write a dotted address, e.g. 198.18.17.10",
+            )
             continue
-        if address not in net.cidr or address in (net.cidr.network_address,
-                                                  net.cidr.broadcast_address):
-            out.add(f"{akey}.{net_name}", f"{address} is outside the {net.id} range {net.cidr}",
-                    f"choose a host address inside {net.cidr}")
+        if address not in net.cidr or address in (
+            net.cidr.network_address,
+            net.cidr.broadcast_address,
+        ):
+            out.add(
+                f"{akey}.{net_name}",
+                f"{address} is outside the {net.id} range {net.cidr}",
+                f"choose a host address inside {net.cidr}",
+            )
             continue
         addresses[net.id] = address
     if role is None or len(addresses) != len(raw):
@@ -496,9 +564,12 @@ def _host(
     if municipality and role is not HostRole.GATEWAY:
         segs = [n for n in addresses if n.startswith(f"{municipality}.")]
         if len(addresses) != 1 or len(segs) != 1:
-            out.add(akey, f"a {role.value} must be in exactly one segment, found {list(raw)}",
-                    "give it one address, in individual_number, lgwan or internet; "
-                    "only the gateway joins several networks")
+            out.add(
+                akey,
+                f"a {role.value} must be in exactly one segment, found {list(raw)}",
+                "give it one address, in individual_number, lgwan or internet; "
+                "only the gateway joins several networks",
+            )
             return None
     return Host(name, role, addresses, municipality)
 
@@ -517,25 +588,36 @@ def _check_whole(
     for group, code in codes:
         key = f"{mun_key}.{group}.vars.municloud_municipality.code"
         if code in seen_codes:
-            out.add(key, f"{code} is also the code of {seen_codes[code]}",
-                    "each municipality has its own code; check both entries")
+            out.add(
+                key,
+                f"{code} is also the code of {seen_codes[code]}",
+                "each municipality has its own code; check both entries",
+            )
         seen_codes.setdefault(code, group)
         if isinstance(prefecture_code, str) and code[:2] != prefecture_code[:2]:
-            out.add(key, f"{code} belongs to prefecture {code[:2]}, not {prefecture_code[:2]}",
-                    "list it in its own prefecture's inventory, or correct the code")
+            out.add(
+                key,
+                f"{code} belongs to prefecture {code[:2]}, not {prefecture_code[:2]}",
+                "list it in its own prefecture's inventory, or correct the code",
+            )
 
     nets: list[tuple[str, Network]] = [
         (f"all.vars.municloud_prefecture.shared_networks.{n.name}", n)
         for n in shared_networks.values()
     ]
     for m in municipalities:
-        nets += [(f"{mun_key}.{m.group}.vars.municloud_municipality.segments.{n.name}", n)
-                 for n in m.segments.values()]
+        nets += [
+            (f"{mun_key}.{m.group}.vars.municloud_municipality.segments.{n.name}", n)
+            for n in m.segments.values()
+        ]
     for i, (key_a, a) in enumerate(nets):
-        for key_b, b in nets[i + 1:]:
+        for key_b, b in nets[i + 1 :]:
             if a.cidr.overlaps(b.cidr):
-                out.add(key_b, f"{b.cidr} ({b.id}) overlaps {a.cidr} ({a.id}, at {key_a})",
-                        "give every segment and shared network its own address range")
+                out.add(
+                    key_b,
+                    f"{b.cidr} ({b.id}) overlaps {a.cidr} ({a.id}, at {key_a})",
+                    "give every segment and shared network its own address range",
+                )
 
     seen_addr: dict[IPv4Address, str] = {}
     all_hosts = [*shared_hosts, *(h for m in municipalities for h in m.hosts)]
@@ -546,8 +628,11 @@ def _check_whole(
         seen_names.add(h.name)
         for addr in h.addresses.values():
             if addr in seen_addr and seen_addr[addr] != h.name:
-                out.add(f"{h.name}.municloud_addresses", f"{addr} is also the address of "
-                        f"{seen_addr[addr]}", "give each host its own address")
+                out.add(
+                    f"{h.name}.municloud_addresses",
+                    f"{addr} is also the address of {seen_addr[addr]}",
+                    "give each host its own address",
+                )
             seen_addr.setdefault(addr, h.name)
 
 

@@ -40,7 +40,10 @@ class SharedNetwork(StrEnum):
 
 
 class GuidelineModel(StrEnum):
-    """The variants of MIC's guideline (地方公共団体における情報セキュリティポリシーに関するガイドライン)."""
+    """The variants of MIC's guideline.
+
+    地方公共団体における情報セキュリティポリシーに関するガイドライン
+    """
 
     ALPHA = "alpha"  # αモデル: office terminals in the LGWAN segment
     ALPHA_PRIME = "alpha_prime"  # α'モデル: LGWAN terminals may reach approved cloud services

@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 import sys
 
-RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+"
-                   r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)")
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+"
+    r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)"
+)
 
 
 def main(path: str) -> int:

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from municloud import inventory
 from municloud.lab import engine, image, topology
@@ -26,11 +27,16 @@ SSH_WAIT_SECONDS = 90
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    parser.add_argument("--inventory", "-i", default="inventories/sample",
-                        help="inventory directory (default: inventories/sample)")
+    parser.add_argument(
+        "--inventory",
+        "-i",
+        default="inventories/sample",
+        help="inventory directory (default: inventories/sample)",
+    )
     if name == "up":
-        parser.add_argument("--no-wait", action="store_true",
-                            help="do not wait for every host's sshd to answer")
+        parser.add_argument(
+            "--no-wait", action="store_true", help="do not wait for every host's sshd to answer"
+        )
 
 
 def say(message: str) -> None:
@@ -66,8 +72,10 @@ def main(args: argparse.Namespace) -> int:
     except inventory.InventoryError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        print(f"the lab was not changed: fix the {len(exc.problems)} problem(s) above",
-              file=sys.stderr)
+        print(
+            f"the lab was not changed: fix the {len(exc.problems)} problem(s) above",
+            file=sys.stderr,
+        )
         return 1
     except LabError as exc:
         print(f"municloud lab {args._name}: {exc}", file=sys.stderr)
@@ -95,8 +103,10 @@ def up(prefecture: inventory.Prefecture, topo: Topology, args: argparse.Namespac
         wait_for_ssh(topo.containers)
     elapsed = time.monotonic() - started
     verdict = f"{changed} change(s)" if changed else "no changes: the lab was already up"
-    say(f"lab {topo.lab} is up: {len(topo.containers)} hosts on {len(topo.networks)} networks, "
-        f"{verdict} ({elapsed:.0f} s)")
+    say(
+        f"lab {topo.lab} is up: {len(topo.containers)} hosts on {len(topo.networks)} networks, "
+        f"{verdict} ({elapsed:.0f} s)"
+    )
     say(f"next: ansible-playbook -i {rel(prefecture.path)} playbooks/site.yml")
     return 0
 
@@ -113,13 +123,27 @@ def ensure_key(lab: str) -> None:
     if key.is_file():
         return
     key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"municloud-lab-{lab}",
-                "-f", str(key)])
+    engine.run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            f"municloud-lab-{lab}",
+            "-f",
+            str(key),
+        ]
+    )
 
 
 def ensure_networks(topo: Topology) -> int:
-    existing = {n["Name"]: n for n in docker_json("network", "inspect",
-                                                   *[n.docker_name for n in topo.networks])}
+    existing = {
+        n["Name"]: n
+        for n in docker_json("network", "inspect", *[n.docker_name for n in topo.networks])
+    }
     made = 0
     for net in topo.networks:
         found = existing.get(net.docker_name)
@@ -129,24 +153,40 @@ def ensure_networks(topo: Topology) -> int:
                 raise LabError(
                     f"network {net.docker_name} exists with subnet {configs[0].get('Subnet')} "
                     f"(internal: {found.get('Internal')}), not {net.subnet}; run "
-                    "`municloud lab down` for this inventory first")
+                    "`municloud lab down` for this inventory first"
+                )
             continue
         say(f"creating network {net.docker_name} {net.subnet}")
-        proc = docker("network", "create", "--internal", "--driver", "bridge",
-                      f"--subnet={net.subnet}", f"--gateway={net.host_address}",
-                      f"--label={LABEL}={topo.lab}", f"--label=municloud.network={net.network_id}",
-                      net.docker_name, check=False)
+        proc = docker(
+            "network",
+            "create",
+            "--internal",
+            "--driver",
+            "bridge",
+            f"--subnet={net.subnet}",
+            f"--gateway={net.host_address}",
+            f"--label={LABEL}={topo.lab}",
+            f"--label=municloud.network={net.network_id}",
+            net.docker_name,
+            check=False,
+        )
         if proc.returncode != 0:
-            raise LabError(f"could not create network {net.docker_name} ({net.subnet}): "
-                           f"{proc.stderr.strip()}; another Docker network may use this range "
-                           "(`docker network ls`), or renumber the inventory")
+            raise LabError(
+                f"could not create network {net.docker_name} ({net.subnet}): "
+                f"{proc.stderr.strip()}; another Docker network may use this range "
+                "(`docker network ls`), or renumber the inventory"
+            )
         made += 1
     return made
 
 
-def container_state(name: str) -> dict[str, object] | None:
+def container_state(name: str) -> dict[str, Any] | None:
     found = docker_json("container", "inspect", name)
     return found[0] if found else None
+
+
+def is_running(state: dict[str, Any] | None) -> bool:
+    return bool(state and (state.get("State") or {}).get("Running"))
 
 
 def ensure_container(c: LabContainer, tag: str, lab: str, progress: str) -> bool:
@@ -158,7 +198,7 @@ def ensure_container(c: LabContainer, tag: str, lab: str, progress: str) -> bool
         if config.get("Image") != tag:
             say(f"{progress}: runs an older base image; recreating it")
             docker("rm", "-f", c.docker_name)
-        elif (state.get("State") or {}).get("Running"):  # type: ignore[union-attr]
+        elif is_running(state):
             return False
         else:
             say(f"{progress}: starting")
@@ -167,14 +207,32 @@ def ensure_container(c: LabContainer, tag: str, lab: str, progress: str) -> bool
     say(f"{progress}: creating {c.docker_name}")
     (first_net, first_addr), *more = c.networks
     create = [
-        "create", "--name", c.docker_name, "--hostname", c.host.name,
-        f"--label={LABEL}={lab}", f"--label=municloud.host={c.host.name}",
-        "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-        "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
-        "--network", first_net, "--ip", str(first_addr),
-        "--memory", "512m", "--restart", "no",
+        "create",
+        "--name",
+        c.docker_name,
+        "--hostname",
+        c.host.name,
+        f"--label={LABEL}={lab}",
+        f"--label=municloud.host={c.host.name}",
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/run/lock",
+        "--tmpfs",
+        "/tmp",
+        "-v",
+        "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+        "--network",
+        first_net,
+        "--ip",
+        str(first_addr),
+        "--memory",
+        "512m",
+        "--restart",
+        "no",
         # systemd shuts down cleanly on SIGRTMIN+3 (docker import cannot set STOPSIGNAL)
-        "--stop-signal", "SIGRTMIN+3",
+        "--stop-signal",
+        "SIGRTMIN+3",
     ]
     for cap in c.capabilities:
         create += ["--cap-add", cap]
@@ -206,14 +264,15 @@ def ensure_routes(c: LabContainer) -> int:
             changed = 1
     for route in c.routes:
         if f"{route.destination} via {route.via}" not in lines:
-            engine.in_netns(c.docker_name, "ip", "route", "replace", route.destination,
-                            "via", str(route.via))
+            engine.in_netns(
+                c.docker_name, "ip", "route", "replace", route.destination, "via", str(route.via)
+            )
             changed = 1
     return changed
 
 
 def write_lab_vars(prefecture: inventory.Prefecture, topo: Topology) -> None:
-    """Connection facts for ``ansible-playbook -i inventories/<name>``; rewritten only if changed."""
+    """Connection facts for ``ansible-playbook -i inventories/<name>``; rewritten if changed."""
     key = key_file(topo.lab)
     known_hosts = state_dir(topo.lab) / "known_hosts"
     text = (
@@ -221,7 +280,7 @@ def write_lab_vars(prefecture: inventory.Prefecture, topo: Topology) -> None:
         "# Written by `municloud lab up` and removed by `municloud lab down`: how Ansible and the\n"
         "# acceptance tests reach this inventory's lab hosts. Not for a real prefecture.\n"
         "ansible_user: root\n"
-        "ansible_host: \"{{ municloud_addresses.values() | first }}\"\n"
+        'ansible_host: "{{ municloud_addresses.values() | first }}"\n'
         f"ansible_ssh_private_key_file: {key}\n"
         "ansible_ssh_common_args: >-\n"
         f"  -o UserKnownHostsFile={known_hosts}\n"
@@ -250,9 +309,11 @@ def wait_for_ssh(containers: Iterable[LabContainer]) -> None:
         if pending:
             time.sleep(1)
     if pending:
-        raise LabError(f"sshd did not answer within {SSH_WAIT_SECONDS} s on: "
-                       f"{', '.join(sorted(pending))}; look with `docker logs mc-<lab>-<host>` "
-                       "or `docker exec -it <container> journalctl -b`")
+        raise LabError(
+            f"sshd did not answer within {SSH_WAIT_SECONDS} s on: "
+            f"{', '.join(sorted(pending))}; look with `docker logs mc-<lab>-<host>` "
+            "or `docker exec -it <container> journalctl -b`"
+        )
 
 
 # --- status and down -----------------------------------------------------------------------------
@@ -266,17 +327,28 @@ def status(prefecture: inventory.Prefecture, topo: Topology, args: argparse.Name
     up_count = 0
     for c in topo.containers:
         state = container_state(c.docker_name)
-        running = bool(state and (state.get("State") or {}).get("Running"))  # type: ignore[union-attr]
+        running = is_running(state)
         up_count += running
         where = c.host.municipality or "shared"
         addresses = ", ".join(f"{n.split('.')[-1]}={a}" for n, a in c.host.addresses.items())
-        rows.append((c.host.name, where, c.host.role.value,
-                     "running" if running else ("stopped" if state else "absent"), addresses))
+        rows.append(
+            (
+                c.host.name,
+                where,
+                c.host.role.value,
+                "running" if running else ("stopped" if state else "absent"),
+                addresses,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     say(f"lab {topo.lab} ({prefecture.name_ja}): {up_count}/{len(rows)} hosts running")
     for row in rows:
-        say("  " + "  ".join(v.ljust(w) for v, w in zip(row[:4], widths, strict=True))
-            + "  " + row[4])
+        say(
+            "  "
+            + "  ".join(v.ljust(w) for v, w in zip(row[:4], widths, strict=True))
+            + "  "
+            + row[4]
+        )
     return 0 if up_count == len(rows) else 1
 
 

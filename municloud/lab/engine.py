@@ -29,13 +29,21 @@ class LabError(Exception):
     """Something the person running the lab must fix; the message says what."""
 
 
-def run(args: Sequence[str], *, check: bool = True, input_: bytes | None = None,
-        capture: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(args), input=input_.decode() if input_ else None, text=True,
-                          capture_output=capture, check=False)
+def run(
+    args: Sequence[str], *, check: bool = True, input_: bytes | None = None, capture: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        list(args),
+        input=input_.decode() if input_ else None,
+        text=True,
+        capture_output=capture,
+        check=False,
+    )
     if check and proc.returncode != 0:
-        raise LabError(f"`{' '.join(args)}` failed ({proc.returncode}): "
-                       f"{(proc.stderr or proc.stdout or '').strip()}")
+        raise LabError(
+            f"`{' '.join(args)}` failed ({proc.returncode}): "
+            f"{(proc.stderr or proc.stdout or '').strip()}"
+        )
     return proc
 
 
@@ -60,21 +68,27 @@ def ensure_engine(say: Any = print) -> None:
     if engine_running():
         return
     if os.geteuid() != 0:
-        raise LabError("the Docker engine is not running and starting it needs root; "
-                       "run as root, or start dockerd yourself (`dockerd --bridge=none`)")
+        raise LabError(
+            "the Docker engine is not running and starting it needs root; "
+            "run as root, or start dockerd yourself (`dockerd --bridge=none`)"
+        )
     if shutil.which("dockerd") is None:
         say("installing Debian's docker.io (the Docker engine) ...")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "docker.io", "iptables"]):
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise LabError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()[-500:]}")
+        for cmd in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "docker.io", "iptables"],
+        ):
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise LabError(f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-500:]}")
     say(f"starting dockerd --bridge=none (log: {DOCKERD_LOG}) ...")
     with DOCKERD_LOG.open("ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - fixed arguments
+        proc = subprocess.Popen(
             ["dockerd", "--bridge=none", f"--pidfile={DOCKERD_PIDFILE}"],
-            stdout=log, stderr=log, start_new_session=True,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
     for _ in range(60):
         if engine_running():

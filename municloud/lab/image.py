@@ -28,8 +28,20 @@ ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 # What every lab host needs to be a host at all: to boot, to be reached and to run Ansible.
 # python3-apt: without it Ansible's apt module tries to install it from the network and hangs.
 LAB_PACKAGES = (
-    "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-apt", "sudo",
-    "iproute2", "iputils-ping", "netcat-openbsd", "curl", "ca-certificates", "tzdata", "procps",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "python3",
+    "python3-apt",
+    "sudo",
+    "iproute2",
+    "iputils-ping",
+    "netcat-openbsd",
+    "curl",
+    "ca-certificates",
+    "tzdata",
+    "procps",
     "less",
 )
 
@@ -109,17 +121,27 @@ def ensure_image(say: Callable[[str], None] = print) -> str:
     if shutil.which("debootstrap") is None:
         say("installing Debian's debootstrap ...")
         run(["apt-get", "install", "-y", "-qq", "debootstrap"])
-    say(f"building base image {tag}: debootstrap {SUITE} with {len(pkgs)} packages "
-        f"from {mirror()} (a minute or two) ...")
+    say(
+        f"building base image {tag}: debootstrap {SUITE} with {len(pkgs)} packages "
+        f"from {mirror()} (a minute or two) ..."
+    )
     with tempfile.TemporaryDirectory(prefix="municloud-image-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(pkgs)}", SUITE,
-             str(rootfs), mirror()],
-            capture_output=True, text=True, check=False,
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(pkgs)}",
+                SUITE,
+                str(rootfs),
+                mirror(),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0:
-            log = (rootfs / "debootstrap" / "debootstrap.log")
+            log = rootfs / "debootstrap" / "debootstrap.log"
             tail = log.read_text()[-1500:] if log.is_file() else proc.stderr[-1500:]
             raise LabError(f"debootstrap failed ({proc.returncode}); nothing was imported.\n{tail}")
         say("customising the root file system ...")
@@ -127,10 +149,19 @@ def ensure_image(say: Callable[[str], None] = print) -> str:
         say(f"importing {tag} into Docker ...")
         archive = Path(tmp) / "rootfs.tar"
         run(["tar", "-C", str(rootfs), "-cf", str(archive), "."])
-        run(["docker", "import",
-             "--change", 'CMD ["/sbin/init"]',
-             "--change", "ENV container=docker",
-             "--change", f"LABEL municloud.packages={','.join(pkgs)}",
-             str(archive), tag])
+        run(
+            [
+                "docker",
+                "import",
+                "--change",
+                'CMD ["/sbin/init"]',
+                "--change",
+                "ENV container=docker",
+                "--change",
+                f"LABEL municloud.packages={','.join(pkgs)}",
+                str(archive),
+                tag,
+            ]
+        )
     say(f"base image {tag} built")
     return tag

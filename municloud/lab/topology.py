@@ -64,20 +64,27 @@ def problems(prefecture: Prefecture) -> list[Problem]:
     found: list[Problem] = []
     for net in prefecture.networks:
         if not net.cidr.subnet_of(LAB_RANGE):
-            found.append(Problem(
-                file, net.id, f"{net.cidr} is outside the lab range {LAB_RANGE}",
-                f"a lab inventory uses addresses inside {LAB_RANGE} only (set aside for labs); "
-                "copy the inventory and renumber it for the lab",
-            ))
+            found.append(
+                Problem(
+                    file,
+                    net.id,
+                    f"{net.cidr} is outside the lab range {LAB_RANGE}",
+                    f"a lab inventory uses addresses inside {LAB_RANGE} only (set aside for labs); "
+                    "copy the inventory and renumber it for the lab",
+                )
+            )
             continue
         bridge = host_bridge_address(net.cidr)
         for host in prefecture.hosts:
             if bridge in host.addresses.values():
-                found.append(Problem(
-                    file, f"{host.name}.municloud_addresses",
-                    f"{bridge} is the lab machine's own bridge address on {net.id}",
-                    "choose another address: the lab keeps the last usable address of each range",
-                ))
+                found.append(
+                    Problem(
+                        file,
+                        f"{host.name}.municloud_addresses",
+                        f"{bridge} is the lab machine's own bridge address on {net.id}",
+                        "choose another address: the lab keeps the last usable address of a range",
+                    )
+                )
     return found
 
 
@@ -99,31 +106,37 @@ def build(prefecture: Prefecture, lab: str | None = None) -> Topology:
         if host.segment is not None:
             # A segment host sends everything through its municipality's gateway, so the
             # gateway's policy decides every packet that leaves the segment.
-            municipality = next(m for m in prefecture.municipalities if m.group == host.municipality)
+            municipality = next(
+                m for m in prefecture.municipalities if m.group == host.municipality
+            )
             net_id = next(iter(host.addresses))
             routes.append(Route("default", municipality.gateway.addresses[net_id]))
         elif host.municipality is None:
             # A shared host reaches each municipality's segments through that municipality's
             # gateway leg on the shared network they have in common.
             for m in prefecture.municipalities:
-                for net_id, address in host.addresses.items():
+                for net_id in host.addresses:
                     if net_id in m.gateway.addresses:
-                        routes.extend(Route(str(seg.cidr), m.gateway.addresses[net_id])
-                                      for seg in m.segments.values())
+                        routes.extend(
+                            Route(str(seg.cidr), m.gateway.addresses[net_id])
+                            for seg in m.segments.values()
+                        )
                         break
         caps = ["SYS_ADMIN"]
         sysctls: list[tuple[str, str]] = []
         if host.role in ROUTING_ROLES:
             caps.append("NET_ADMIN")
             sysctls.append(("net.ipv4.ip_forward", "1"))
-        containers.append(LabContainer(
-            docker_name=f"{PREFIX}-{lab}-{docker_safe(host.name)}",
-            host=host,
-            networks=tuple((networks[n].docker_name, a) for n, a in host.addresses.items()),
-            routes=tuple(routes),
-            capabilities=tuple(caps),
-            sysctls=tuple(sysctls),
-        ))
+        containers.append(
+            LabContainer(
+                docker_name=f"{PREFIX}-{lab}-{docker_safe(host.name)}",
+                host=host,
+                networks=tuple((networks[n].docker_name, a) for n, a in host.addresses.items()),
+                routes=tuple(routes),
+                capabilities=tuple(caps),
+                sysctls=tuple(sysctls),
+            )
+        )
     return Topology(lab, tuple(networks.values()), tuple(containers))
 
 

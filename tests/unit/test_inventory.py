@@ -61,8 +61,18 @@ def test_sample_has_three_models_and_a_terminal_per_segment() -> None:
 
 @pytest.mark.parametrize(
     ("code", "valid"),
-    [("312011", True), ("130001", True), ("011002", True), ("332020", True), ("312012", False),
-     ("31201", False), ("3120111", False), ("48xxxx", False), ("482001", False), (312011, False)],
+    [
+        ("312011", True),
+        ("130001", True),
+        ("011002", True),
+        ("332020", True),
+        ("312012", False),
+        ("31201", False),
+        ("3120111", False),
+        ("48xxxx", False),
+        ("482001", False),
+        (312011, False),
+    ],
 )
 def test_local_government_code(code: object, valid: bool) -> None:
     assert (inventory.code_problem(code) is None) is valid
@@ -129,30 +139,60 @@ def _unknown_network(d: dict[str, Any]) -> None:
 
 
 BAD = {
-    "overlapping ranges": (_overlap, "yonago_shi.vars.municloud_municipality.segments.lgwan",
-                           "overlaps 198.18.17.0/24"),
-    "address outside its segment": (_outside, "tottori-shi-lgwan-term.municloud_addresses.lgwan",
-                                    "outside the tottori_shi.lgwan range"),
-    "host in no segment": (_no_segment, "tottori-shi-lgwan-term.municloud_addresses",
-                           "in no segment"),
-    "duplicate code": (_duplicate_code, "yonago_shi.vars.municloud_municipality.code",
-                       "also the code of tottori_shi"),
-    "unknown guideline model": (_unknown_model, "municloud_municipality.model",
-                                "unknown guideline model 'gamma'"),
+    "overlapping ranges": (
+        _overlap,
+        "yonago_shi.vars.municloud_municipality.segments.lgwan",
+        "overlaps 198.18.17.0/24",
+    ),
+    "address outside its segment": (
+        _outside,
+        "tottori-shi-lgwan-term.municloud_addresses.lgwan",
+        "outside the tottori_shi.lgwan range",
+    ),
+    "host in no segment": (
+        _no_segment,
+        "tottori-shi-lgwan-term.municloud_addresses",
+        "in no segment",
+    ),
+    "duplicate code": (
+        _duplicate_code,
+        "yonago_shi.vars.municloud_municipality.code",
+        "also the code of tottori_shi",
+    ),
+    "unknown guideline model": (
+        _unknown_model,
+        "municloud_municipality.model",
+        "unknown guideline model 'gamma'",
+    ),
     "malformed code": (_malformed_code, "municloud_municipality.code", "not 6 digits"),
     "wrong check digit": (_bad_check_digit, "municloud_municipality.code", "need 1"),
-    "terminal in two segments": (_two_segments, "tottori-shi-lgwan-term.municloud_addresses",
-                                 "exactly one segment"),
+    "terminal in two segments": (
+        _two_segments,
+        "tottori-shi-lgwan-term.municloud_addresses",
+        "exactly one segment",
+    ),
     "unknown role": (_unknown_role, "municloud_role", "'printer' is not a role"),
-    "missing segment": (_missing_segment, "municloud_municipality.segments",
-                        "individual_number segment has no address range"),
-    "duplicate address": (_duplicate_address, "tottori-shi-update-relay.municloud_addresses",
-                          "also the address of tottori-shi-lgwan-term"),
+    "missing segment": (
+        _missing_segment,
+        "municloud_municipality.segments",
+        "individual_number segment has no address range",
+    ),
+    "duplicate address": (
+        _duplicate_address,
+        "tottori-shi-update-relay.municloud_addresses",
+        "also the address of tottori-shi-lgwan-term",
+    ),
     "host bits in a range": (_bad_cidr, "segments.lgwan", "not an IPv4 network"),
-    "code of another prefecture": (_wrong_prefecture, "municloud_municipality.code",
-                                   "belongs to prefecture 33"),
-    "gateway without a leg": (_gateway_missing_leg, "tottori-shi-gw.municloud_addresses",
-                              "no leg in the individual_number segment"),
+    "code of another prefecture": (
+        _wrong_prefecture,
+        "municloud_municipality.code",
+        "belongs to prefecture 33",
+    ),
+    "gateway without a leg": (
+        _gateway_missing_leg,
+        "tottori-shi-gw.municloud_addresses",
+        "no leg in the individual_number segment",
+    ),
     "unknown network": (_unknown_network, "municloud_addresses.internett", "no such network"),
 }
 
@@ -183,8 +223,11 @@ def test_all_problems_are_reported_not_only_the_first(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("all: [1, 2", "not valid YAML"), ("- a list\n", "expected a mapping"),
-     ("all:\n  vars: {}\n", "municloud_prefecture")],
+    [
+        ("all: [1, 2", "not valid YAML"),
+        ("- a list\n", "expected a mapping"),
+        ("all:\n  vars: {}\n", "municloud_prefecture"),
+    ],
 )
 def test_malformed_files(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "hosts.yml").write_text(text)
@@ -194,7 +237,7 @@ def test_malformed_files(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_missing_inventory(tmp_path: Path) -> None:
-    with pytest.raises(inventory.InventoryError, match="create .*hosts.yml"):
+    with pytest.raises(inventory.InventoryError, match=r"create .*hosts\.yml"):
         inventory.load(tmp_path)
 
 

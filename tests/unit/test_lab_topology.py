@@ -97,7 +97,9 @@ def test_lab_up_refuses_a_non_lab_inventory_before_touching_docker(
 
 def test_image_tag_follows_the_roles_package_list(tmp_path: Path) -> None:
     (tmp_path / "web" / "vars").mkdir(parents=True)
-    (tmp_path / "web" / "vars" / "main.yml").write_text(yaml.safe_dump({"__web_packages": ["nginx"]}))
+    (tmp_path / "web" / "vars" / "main.yml").write_text(
+        yaml.safe_dump({"__web_packages": ["nginx"]})
+    )
     with_nginx = image.packages(tmp_path)
     assert "nginx" in with_nginx and "openssh-server" in with_nginx
     assert image.image_tag(with_nginx) != image.image_tag(sorted(image.LAB_PACKAGES))
