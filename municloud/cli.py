@@ -17,6 +17,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("lab", "up"): ("municloud.lab.commands", "build the inventory's prefecture as containers"),
     ("lab", "status"): ("municloud.lab.commands", "list the lab's hosts, addresses and state"),
     ("lab", "down"): ("municloud.lab.commands", "remove every container and network of the lab"),
+    ("report",): ("municloud.report", "acceptance results per municipality and clause"),
     ("cloud", "plan"): ("municloud.cloud.plan", "offline plan of a Pulumi stack under mocks"),
     ("cloud", "verify"): ("municloud.cloud.verify", "check a deployed cloud with boto3"),
 }
