@@ -88,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
 def up(prefecture: inventory.Prefecture, topo: Topology, args: argparse.Namespace) -> int:
     started = time.monotonic()
     engine.ensure_engine(say)
+    engine.ensure_host_limits(say)
     engine.ensure_bridged_accept()
     tag = image.ensure_image(say)
     ensure_key(topo.lab)
@@ -101,6 +102,7 @@ def up(prefecture: inventory.Prefecture, topo: Topology, args: argparse.Namespac
     write_lab_vars(prefecture, topo)
     if not getattr(args, "no_wait", False):
         wait_for_ssh(topo.containers)
+        record_host_keys(topo)
     elapsed = time.monotonic() - started
     verdict = f"{changed} change(s)" if changed else "no changes: the lab was already up"
     say(
@@ -284,7 +286,7 @@ def write_lab_vars(prefecture: inventory.Prefecture, topo: Topology) -> None:
         f"ansible_ssh_private_key_file: {key}\n"
         "ansible_ssh_common_args: >-\n"
         f"  -o UserKnownHostsFile={known_hosts}\n"
-        "  -o StrictHostKeyChecking=accept-new\n"
+        "  -o StrictHostKeyChecking=yes\n"
         f"municloud_lab: {topo.lab}\n"
     )
     path = lab_vars_file(prefecture)
@@ -314,6 +316,24 @@ def wait_for_ssh(containers: Iterable[LabContainer]) -> None:
             f"{', '.join(sorted(pending))}; look with `docker logs mc-<lab>-<host>` "
             "or `docker exec -it <container> journalctl -b`"
         )
+
+
+def record_host_keys(topo: Topology) -> None:
+    """Write the hosts' SSH host keys to the lab's known_hosts, so host keys stay checked.
+
+    The keys are made at each host's first boot (no two lab hosts share one); they are read here
+    over the lab's own networks, right after the lab made the hosts.
+    """
+    addresses = sorted({str(a) for c in topo.containers for a in c.host.addresses.values()})
+    scan = engine.run(["ssh-keyscan", "-T", "5", "-t", "ed25519", *addresses], check=False)
+    lines = sorted(line for line in scan.stdout.splitlines() if line and not line.startswith("#"))
+    missing = set(addresses) - {line.split()[0] for line in lines}
+    if missing:
+        raise LabError(f"could not read the SSH host key of {', '.join(sorted(missing))}")
+    path = state_dir(topo.lab) / "known_hosts"
+    text = "\n".join(lines) + "\n"
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
 
 
 # --- status and down -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,28 @@ def ensure_engine(say: Any = print) -> None:
     raise LabError(f"dockerd did not start; see {DOCKERD_LOG}")
 
 
+# Every systemd host takes a few dozen inotify instances, all counted against root's limit on the
+# lab machine (128 by default): past about 20 hosts systemd fails to boot ("Too many open
+# files") and the container exits at once with status 255. The lab raises the limits it needs.
+HOST_SYSCTLS = {
+    "fs/inotify/max_user_instances": 8192,
+    "fs/inotify/max_user_watches": 524288,
+}
+
+
+def ensure_host_limits(say: Callable[[str], None] = print) -> None:
+    """Raise the kernel limits above to at least the lab's needs (never lowers them)."""
+    for key, wanted in HOST_SYSCTLS.items():
+        path = Path("/proc/sys") / key
+        if int(path.read_text()) < wanted:
+            say(f"raising {key.replace('/', '.')} to {wanted} for the lab's systemd hosts")
+            try:
+                path.write_text(str(wanted))
+            except OSError as exc:
+                raise LabError(f"cannot raise {key.replace('/', '.')} ({exc}); run as root, or "
+                               f"`sysctl -w {key.replace('/', '.')}={wanted}`") from None
+
+
 def ensure_bridged_accept() -> None:
     """Add :data:`BRIDGED_ACCEPT` once (idempotent)."""
     if run(["iptables", "-C", *BRIDGED_ACCEPT], check=False).returncode != 0:
@@ -106,7 +128,13 @@ def ensure_bridged_accept() -> None:
 
 
 def container_pid(name: str) -> int:
-    return int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip())
+    pid = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip())
+    if pid == 0:
+        status = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
+        raise LabError(f"container {name} is not running (it exited with status {status}); "
+                       f"see `docker logs {name}`, or start it with a terminal to watch systemd "
+                       f"boot: `docker start -ai {name}`")
+    return pid
 
 
 def in_netns(name: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,165 @@
+"""The lab's own life cycle, on a one-town prefecture: up, up again, status, routing, Ansible, down.
+
+Needs root and a Docker engine (`municloud lab up` starts one if it can). The tiny lab's ranges do
+not overlap the sample's or okayama's, so these tests run beside a lab that is already up, and
+`lab down` here must leave that lab alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from municloud import inventory
+from municloud.lab import topology
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "tests" / "lab" / "inventories" / "tiny"
+KEY = REPO / ".lab" / "tiny" / "id_ed25519"
+BYSTANDER = "mc-test-bystander"  # a network the lab did not make; `lab down` must keep it
+
+
+def municloud(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "municloud.cli", *args],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+def ssh(address: str, command: str) -> tuple[int, str]:
+    """Run a command on a lab host as a person would: over SSH with the lab's key."""
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - throwaway lab
+    client.connect(address, username="root", key_filename=str(KEY), timeout=10,
+                   allow_agent=False, look_for_keys=False)
+    try:
+        _, stdout, _ = client.exec_command(command, timeout=30)
+        out = stdout.read().decode()
+        return stdout.channel.recv_exit_status(), out
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def first_up() -> Iterator[subprocess.CompletedProcess[str]]:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    municloud("lab", "down", "--inventory", str(TINY))
+    result = municloud("lab", "up", "--inventory", str(TINY))
+    yield result
+    municloud("lab", "down", "--inventory", str(TINY))
+
+
+@pytest.fixture(scope="module")
+def tiny() -> topology.Topology:
+    return topology.build(inventory.load(TINY))
+
+
+def test_up_builds_every_host_and_network(first_up: subprocess.CompletedProcess[str],
+                                          tiny: topology.Topology) -> None:
+    assert first_up.returncode == 0, first_up.stderr
+    assert "lab tiny is up: 4 hosts on 4 networks" in first_up.stdout
+    names = docker("ps", "--filter", "label=municloud.lab=tiny", "--format", "{{.Names}}").split()
+    assert sorted(names) == sorted(c.docker_name for c in tiny.containers)
+
+
+def test_every_lab_network_is_internal_and_in_the_lab_range(
+    first_up: subprocess.CompletedProcess[str], tiny: topology.Topology
+) -> None:
+    for net in tiny.networks:
+        found = json.loads(docker("network", "inspect", net.docker_name))[0]
+        assert found["Internal"] is True
+        subnet = found["IPAM"]["Config"][0]["Subnet"]
+        assert subnet == str(net.subnet) and net.subnet.subnet_of(topology.LAB_RANGE)
+
+
+def test_second_up_changes_nothing(first_up: subprocess.CompletedProcess[str]) -> None:
+    again = municloud("lab", "up", "--inventory", str(TINY))
+    assert again.returncode == 0, again.stderr
+    assert "no changes: the lab was already up" in again.stdout
+    assert "creating" not in again.stdout
+
+
+def test_status_lists_hosts_and_addresses(first_up: subprocess.CompletedProcess[str]) -> None:
+    status = municloud("lab", "status", "--inventory", str(TINY))
+    assert status.returncode == 0
+    assert "4/4 hosts running" in status.stdout
+    assert "matsue-lgwan-term" in status.stdout and "lgwan=198.19.202.10" in status.stdout
+
+
+def test_hosts_boot_systemd_and_answer_ssh(first_up: subprocess.CompletedProcess[str]) -> None:
+    code, out = ssh("198.19.202.10", "systemctl is-system-running; hostname")
+    assert out.split() == ["running", "matsue-lgwan-term"], out
+
+
+def test_segment_traffic_goes_through_the_gateway(first_up: subprocess.CompletedProcess[str]) -> None:
+    code, out = ssh("198.19.202.10", "ip route get 198.19.203.10; "
+                    "ping -c 1 -W 2 198.19.203.10 >/dev/null && echo reached")
+    assert "via 198.19.202.1" in out, out
+    assert "reached" in out  # the gateway forwards (no firewall yet: the lab only routes)
+    # ... and the reply came back through the gateway too: the far side routes via its gateway.
+    code, out = ssh("198.19.203.10", "ip route show default")
+    assert out.strip().startswith("default via 198.19.203.1"), out
+
+
+def test_shared_hosts_route_to_segments_via_the_gateway_uplink(
+    first_up: subprocess.CompletedProcess[str],
+) -> None:
+    code, out = ssh("198.19.200.10", "ip route; ping -c 1 -W 2 198.19.202.10 >/dev/null && echo ok")
+    assert "198.19.202.0/24 via 198.19.200.101" in out
+    assert "default" not in out  # nothing leaves the lab: no default route on a shared host
+    assert out.strip().endswith("ok")
+
+
+def test_ansible_reaches_the_lab_without_hand_edits(
+    first_up: subprocess.CompletedProcess[str],
+) -> None:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    ansible = Path(sys.executable).with_name("ansible")
+    proc = subprocess.run([str(ansible), "all", "-i", str(TINY), "-m", "ansible.builtin.ping",
+                           "-o"], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("SUCCESS") == 4
+
+
+def test_a_stopped_host_is_started_again_with_its_routes(
+    first_up: subprocess.CompletedProcess[str],
+) -> None:
+    docker("stop", "-t", "5", "mc-tiny-matsue-lgwan-term")
+    again = municloud("lab", "up", "--inventory", str(TINY))
+    assert again.returncode == 0, again.stderr
+    assert "matsue-lgwan-term: starting" in again.stdout
+    code, out = ssh("198.19.202.10", "ip route show default")
+    assert out.strip().startswith("default via 198.19.202.1"), out
+
+
+def test_down_removes_the_lab_and_nothing_else(first_up: subprocess.CompletedProcess[str]) -> None:
+    docker("network", "create", "--internal", "--subnet=198.19.250.0/24", BYSTANDER)
+    others_before = set(docker("ps", "-aq").split()) - set(
+        docker("ps", "-aq", "--filter", "label=municloud.lab=tiny").split())
+    try:
+        down = municloud("lab", "down", "--inventory", str(TINY))
+        assert down.returncode == 0, down.stderr
+        assert "lab tiny is down" in down.stdout
+        assert docker("ps", "-aq", "--filter", "label=municloud.lab=tiny").split() == []
+        assert docker("network", "ls", "-q", "--filter", "label=municloud.lab=tiny").split() == []
+        assert BYSTANDER in docker("network", "ls", "--format", "{{.Name}}").split()
+        assert set(docker("ps", "-aq").split()) == others_before
+        assert not (TINY / "group_vars" / "all" / "lab.yml").exists()
+        again = municloud("lab", "down", "--inventory", str(TINY))
+        assert "no lab tiny was up" in again.stdout
+    finally:
+        docker("network", "rm", BYSTANDER)
