@@ -42,7 +42,8 @@ def docker(*args: str) -> str:
 def ssh(address: str, command: str) -> tuple[int, str]:
     """Run a command on a lab host as a person would: over SSH with the lab's key."""
     client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - throwaway lab
+    client.load_host_keys(str(KEY.with_name("known_hosts")))  # recorded by `lab up`
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
     client.connect(address, username="root", key_filename=str(KEY), timeout=10,
                    allow_agent=False, look_for_keys=False)
     try:
@@ -102,16 +103,20 @@ def test_status_lists_hosts_and_addresses(first_up: subprocess.CompletedProcess[
 
 def test_hosts_boot_systemd_and_answer_ssh(first_up: subprocess.CompletedProcess[str]) -> None:
     code, out = ssh("198.19.202.10", "systemctl is-system-running; hostname")
+    assert code == 0
     assert out.split() == ["running", "matsue-lgwan-term"], out
 
 
-def test_segment_traffic_goes_through_the_gateway(first_up: subprocess.CompletedProcess[str]) -> None:
+def test_segment_traffic_goes_through_the_gateway(
+    first_up: subprocess.CompletedProcess[str],
+) -> None:
     code, out = ssh("198.19.202.10", "ip route get 198.19.203.10; "
                     "ping -c 1 -W 2 198.19.203.10 >/dev/null && echo reached")
-    assert "via 198.19.202.1" in out, out
+    assert code == 0 and "via 198.19.202.1" in out, out
     assert "reached" in out  # the gateway forwards (no firewall yet: the lab only routes)
     # ... and the reply came back through the gateway too: the far side routes via its gateway.
     code, out = ssh("198.19.203.10", "ip route show default")
+    assert code == 0
     assert out.strip().startswith("default via 198.19.203.1"), out
 
 
@@ -119,6 +124,7 @@ def test_shared_hosts_route_to_segments_via_the_gateway_uplink(
     first_up: subprocess.CompletedProcess[str],
 ) -> None:
     code, out = ssh("198.19.200.10", "ip route; ping -c 1 -W 2 198.19.202.10 >/dev/null && echo ok")
+    assert code == 0
     assert "198.19.202.0/24 via 198.19.200.101" in out
     assert "default" not in out  # nothing leaves the lab: no default route on a shared host
     assert out.strip().endswith("ok")
@@ -143,7 +149,7 @@ def test_a_stopped_host_is_started_again_with_its_routes(
     assert again.returncode == 0, again.stderr
     assert "matsue-lgwan-term: starting" in again.stdout
     code, out = ssh("198.19.202.10", "ip route show default")
-    assert out.strip().startswith("default via 198.19.202.1"), out
+    assert code == 0 and out.strip().startswith("default via 198.19.202.1"), out
 
 
 def test_down_removes_the_lab_and_nothing_else(first_up: subprocess.CompletedProcess[str]) -> None:
