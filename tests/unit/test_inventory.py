@@ -260,3 +260,21 @@ def test_validate_command_lists_problems_and_fails(
 
 def test_model_values_are_the_guideline_names() -> None:
     assert [m.value for m in GuidelineModel] == ["alpha", "alpha_prime", "beta", "beta_prime"]
+
+
+@pytest.mark.parametrize("name", ["sample", "okayama"])
+def test_inventory_is_an_ordinary_ansible_inventory(name: str) -> None:
+    """`ansible-inventory --graph` reads it, with every host of the model in its group."""
+    import subprocess
+    import sys
+
+    tool = Path(sys.executable).with_name("ansible-inventory")
+    inv = REPO / "inventories" / name
+    proc = subprocess.run([str(tool), "-i", str(inv), "--graph"], capture_output=True, text=True,
+                          check=True, env={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                                           "PATH": str(tool.parent)})
+    prefecture = inventory.load(inv)
+    for m in prefecture.municipalities:
+        assert f"@{m.group}:" in proc.stdout
+    for host in prefecture.hosts:
+        assert f"--{host.name}\n" in proc.stdout
