@@ -34,11 +34,19 @@ FIGURES = REPO / "benchmarks" / "lab.figures.md"
 def timed(label: str, cmd: list[str]) -> tuple[float, str]:
     print(f"--> {label}: {' '.join(cmd)}", flush=True)
     start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False,
-                          env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+    )
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
-        sys.exit(f"{label} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        sys.exit(
+            f"{label} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     print(f"    {elapsed:.1f} s", flush=True)
     return elapsed, proc.stdout
 
@@ -67,15 +75,27 @@ def main() -> int:
         tag = image.image_tag(image.packages())
         subprocess.run(["docker", "image", "rm", tag], capture_output=True, check=False)
         seconds, _ = timed("lab up, cold image cache", up)
-        rows.append(("`lab up` from nothing, no cached base image", seconds, "debootstrap + import"))
+        rows.append(
+            ("`lab up` from nothing, no cached base image", seconds, "debootstrap + import")
+        )
         subprocess.run(down, cwd=REPO, capture_output=True, check=True)
     seconds, out = timed("lab up, warm image cache", up)
     hosts = re.search(r"(\d+) hosts on (\d+) networks", out)
-    rows.append(("`lab up` from nothing, warm image cache", seconds,
-                 f"{hosts[1]} hosts, {hosts[2]} networks" if hosts else ""))
+    rows.append(
+        (
+            "`lab up` from nothing, warm image cache",
+            seconds,
+            f"{hosts[1]} hosts, {hosts[2]} networks" if hosts else "",
+        )
+    )
     seconds, out = timed("lab up again", up)
-    rows.append(("second `lab up` on the running lab", seconds,
-                 "no changes" if "no changes" in out else "CHANGED"))
+    rows.append(
+        (
+            "second `lab up` on the running lab",
+            seconds,
+            "no changes" if "no changes" in out else "CHANGED",
+        )
+    )
     seconds, out = timed("first converge", playbook)
     rows.append(("first `site.yml` converge", seconds, recap(out)))
     seconds, out = timed("idempotent rerun", playbook)
