@@ -190,7 +190,7 @@ def host(lab_host: Host, ssh_identity_file: Path, known_hosts: Path) -> testinfr
     """A testinfra host for ``lab_host``, as root (inspection), one connection per host."""
     if lab_host.name not in _TESTINFRA_HOSTS:
         address = str(lab_host.primary_address)
-        backend = _VerifiedParamikoBackend(f"paramiko://root@{address}", known_hosts,
+        backend = _VerifiedParamikoBackend(f"root@{address}", known_hosts,
                                            ssh_identity_file)
         try:
             backend.client  # noqa: B018 - connect now, to fail with a message for people

@@ -141,7 +141,12 @@ def test_clock_shows_jst(host: Any) -> None:
 
 
 @pytest.mark.clause("baseline.time.jst")
-def test_system_time_zone_is_asia_tokyo(host: Any) -> None:
+def test_timedatectl_reports_asia_tokyo(host: Any) -> None:
+    assert host.check_output("timedatectl show --property=Timezone --value") == "Asia/Tokyo"
+
+
+@pytest.mark.clause("baseline.time.jst")
+def test_localtime_is_the_asia_tokyo_zone(host: Any) -> None:
     assert host.check_output("readlink -f /etc/localtime") == "/usr/share/zoneinfo/Asia/Tokyo"
 
 
