@@ -147,9 +147,8 @@ def known_hosts(request: pytest.FixtureRequest) -> Path:
     lab = REPO / ".lab" / _prefecture(request.config).name
     path = Path(given) if given else lab / "known_hosts"
     if not path.is_file():
-        pytest.fail(f"no known_hosts at {path}: the lab records its hosts' keys at the first SSH "
-                    "contact (e.g. `ANSIBLE_STRATEGY=linear ansible all -m ansible.builtin.ping`); "
-                    "or pass --known-hosts", pytrace=False)
+        pytest.fail(f"no known_hosts at {path}: `municloud lab up` records the lab hosts' keys "
+                    "there; for real hosts pass --known-hosts", pytrace=False)
     return path
 
 
