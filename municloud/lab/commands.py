@@ -9,6 +9,7 @@ Ansible needs into ``inventories/<name>/group_vars/all/lab.yml``. A second ``up`
 from __future__ import annotations
 
 import argparse
+import hashlib
 import socket
 import sys
 import time
@@ -24,6 +25,7 @@ from municloud.lab.topology import LABEL, LabContainer, Topology
 REPO = Path(__file__).resolve().parents[2]
 STATE_DIR = REPO / ".lab"  # per-lab SSH key and known_hosts; gitignored
 SSH_WAIT_SECONDS = 90
+SPEC_LABEL = "municloud.spec"  # see container_spec()
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -191,14 +193,26 @@ def is_running(state: dict[str, Any] | None) -> bool:
     return bool(state and (state.get("State") or {}).get("Running"))
 
 
+def container_spec(c: LabContainer, tag: str, lab: str) -> str:
+    """A digest of everything a host's container is made from: image, lab key, networks, rights.
+
+    Kept as a label; a container whose digest differs (the roles' packages changed the image, the
+    inventory moved an address, another clone of the repository made the lab with its own key)
+    is made again, so ``lab up`` always leaves the lab the inventory describes.
+    """
+    public_key = key_file(lab).with_suffix(".pub").read_text()
+    parts = [tag, public_key, c.host.name, repr(c.networks), repr(c.capabilities), repr(c.sysctls)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def ensure_container(c: LabContainer, tag: str, lab: str, progress: str) -> bool:
     """Create and start the container of one host; False if it was already as wanted."""
+    spec = container_spec(c, tag, lab)
     state = container_state(c.docker_name)
     if state is not None:
-        config = state.get("Config") or {}
-        assert isinstance(config, dict)
-        if config.get("Image") != tag:
-            say(f"{progress}: runs an older base image; recreating it")
+        labels = (state.get("Config") or {}).get("Labels") or {}
+        if labels.get(SPEC_LABEL) != spec:
+            say(f"{progress}: made from another image, key or inventory; making it again")
             docker("rm", "-f", c.docker_name)
         elif is_running(state):
             return False
@@ -208,34 +222,14 @@ def ensure_container(c: LabContainer, tag: str, lab: str, progress: str) -> bool
             return True
     say(f"{progress}: creating {c.docker_name}")
     (first_net, first_addr), *more = c.networks
-    create = [
-        "create",
-        "--name",
-        c.docker_name,
-        "--hostname",
-        c.host.name,
-        f"--label={LABEL}={lab}",
-        f"--label=municloud.host={c.host.name}",
-        "--tmpfs",
-        "/run",
-        "--tmpfs",
-        "/run/lock",
-        "--tmpfs",
-        "/tmp",
-        "-v",
-        "/sys/fs/cgroup:/sys/fs/cgroup:ro",
-        "--network",
-        first_net,
-        "--ip",
-        str(first_addr),
-        "--memory",
-        "512m",
-        "--restart",
-        "no",
-        # systemd shuts down cleanly on SIGRTMIN+3 (docker import cannot set STOPSIGNAL)
-        "--stop-signal",
-        "SIGRTMIN+3",
-    ]
+    # --stop-signal: systemd shuts down cleanly on SIGRTMIN+3 (docker import cannot set it).
+    create = ["create", "--name", c.docker_name, "--hostname", c.host.name,
+              f"--label={LABEL}={lab}", f"--label=municloud.host={c.host.name}",
+              f"--label={SPEC_LABEL}={spec}",
+              "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
+              "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+              "--network", first_net, "--ip", str(first_addr),
+              "--memory", "512m", "--restart", "no", "--stop-signal", "SIGRTMIN+3"]  # fmt: skip
     for cap in c.capabilities:
         create += ["--cap-add", cap]
     for key, value in c.sysctls:

@@ -152,6 +152,19 @@ def test_a_stopped_host_is_started_again_with_its_routes(
     assert code == 0 and out.strip().startswith("default via 198.19.202.1"), out
 
 
+def test_a_lab_left_by_another_clone_is_made_again_with_this_key(
+    first_up: subprocess.CompletedProcess[str], tmp_path: Path,
+) -> None:
+    """Containers made with another lab key (another clone, a lost .lab/) are not reused."""
+    KEY.rename(tmp_path / "old-key")
+    KEY.with_suffix(".pub").rename(tmp_path / "old-key.pub")
+    again = municloud("lab", "up", "--inventory", str(TINY))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("making it again") == 4
+    code, out = ssh("198.19.202.10", "hostname")  # the new key and the new host keys work
+    assert code == 0 and out.strip() == "matsue-lgwan-term"
+
+
 def test_down_removes_the_lab_and_nothing_else(first_up: subprocess.CompletedProcess[str]) -> None:
     docker("network", "create", "--internal", "--subnet=198.19.250.0/24", BYSTANDER)
     others_before = set(docker("ps", "-aq").split()) - set(
