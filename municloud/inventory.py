@@ -57,10 +57,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -99,6 +100,11 @@ class InventoryError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+    def print(self, stream: TextIO | None = None) -> None:
+        """Print every problem, one a line, for a person at a terminal (stderr by default)."""
+        for problem in self.problems:
+            print(problem, file=stream or sys.stderr)
 
 
 @dataclass(frozen=True)

@@ -144,8 +144,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         prefecture = inventory.load(args.inventory)
     except inventory.InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        exc.print()
         return 2
     try:
         results = read_junit(args.junit)

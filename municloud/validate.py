@@ -16,8 +16,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         prefecture = inventory.load(args.inventory)
     except inventory.InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        exc.print()
         print(f"{len(exc.problems)} problem(s) found in {args.inventory}", file=sys.stderr)
         return 1
     print(f"ok: {prefecture.summary()}")

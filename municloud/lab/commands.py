@@ -72,8 +72,7 @@ def main(args: argparse.Namespace) -> int:
         action = {"up": up, "status": status, "down": down}[args._name]
         return action(prefecture, topo, args)
     except inventory.InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        exc.print()
         print(
             f"the lab was not changed: fix the {len(exc.problems)} problem(s) above",
             file=sys.stderr,
