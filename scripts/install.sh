@@ -37,4 +37,4 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
 fi
-echo "==> installed: $(.venv/bin/ansible --version | head -1), $(.venv/bin/python -c 'import pulumi; print("pulumi", pulumi.__version__)' 2>/dev/null || echo pulumi)"
+echo "==> installed: $(.venv/bin/python -c 'from importlib.metadata import version as v; print(", ".join(f"{p} {v(p)}" for p in ("ansible-core", "pulumi", "pulumi-aws", "pytest-testinfra")))')"
