@@ -33,8 +33,13 @@ fi
 stamp=.venv/.municloud-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   echo "==> installing municloud and its dependencies into .venv (pip, a few minutes the first time)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  log=.venv/install.log
+  if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+         .venv/bin/python -m pip install -q -e '.[dev]'; } >"$log" 2>&1; then
+    tail -40 "$log" >&2
+    echo "install.sh: pip failed; the whole log is in $log" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
 echo "==> installed: $(.venv/bin/python -c 'from importlib.metadata import version as v; print(", ".join(f"{p} {v(p)}" for p in ("ansible-core", "pulumi", "pulumi-aws", "pytest-testinfra")))')"
