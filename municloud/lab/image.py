@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,6 +112,23 @@ def image_exists(tag: str) -> bool:
     return docker("image", "inspect", tag, check=False).returncode == 0
 
 
+def _run_with_progress(
+    cmd: list[str], say: Callable[[str], None], every: float = 10.0
+) -> tuple[int, str]:
+    """Run a long command, saying its latest "I: ..." line (debootstrap's stage) now and then."""
+    lines: list[str] = []
+    started = last = time.monotonic()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            now = time.monotonic()
+            if line.startswith("I: ") and now - last >= every:
+                say(f"  {now - started:3.0f} s  {line[3:].strip()}")
+                last = now
+    return proc.returncode, "".join(lines)
+
+
 def ensure_image(say: Callable[[str], None] = print) -> str:
     """The tag of a base image with today's package list, built if it is not cached."""
     pkgs = packages()
@@ -127,23 +145,13 @@ def ensure_image(say: Callable[[str], None] = print) -> str:
     )
     with tempfile.TemporaryDirectory(prefix="municloud-image-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        proc = subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(pkgs)}",
-                SUITE,
-                str(rootfs),
-                mirror(),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
+        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(pkgs)}", SUITE,
+               str(rootfs), mirror()]  # fmt: skip
+        returncode, output = _run_with_progress(cmd, say)
+        if returncode != 0:
             log = rootfs / "debootstrap" / "debootstrap.log"
-            tail = log.read_text()[-1500:] if log.is_file() else proc.stderr[-1500:]
-            raise LabError(f"debootstrap failed ({proc.returncode}); nothing was imported.\n{tail}")
+            tail = log.read_text()[-1500:] if log.is_file() else output[-1500:]
+            raise LabError(f"debootstrap failed ({returncode}); nothing was imported.\n{tail}")
         say("customising the root file system ...")
         run(["chroot", str(rootfs), "/bin/sh", "-c", CUSTOMISE])
         say(f"importing {tag} into Docker ...")

@@ -111,3 +111,11 @@ def test_a_role_package_list_of_the_wrong_shape_is_an_error(tmp_path: Path) -> N
     (tmp_path / "web" / "vars" / "main.yml").write_text("__web_packages: nginx\n")
     with pytest.raises(image.LabError, match="__web_packages must be a list"):
         image.packages(tmp_path)
+
+
+def test_long_build_steps_show_progress_and_keep_the_output() -> None:
+    said: list[str] = []
+    script = "for i in 1 2 3; do echo I: Retrieving pkg$i; sleep 0.3; done; echo E: broken; exit 3"
+    code, output = image._run_with_progress(["sh", "-c", script], said.append, every=0.2)
+    assert code == 3 and output.endswith("E: broken\n")
+    assert said and all("Retrieving pkg" in line for line in said)
