@@ -17,7 +17,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from municloud import inventory
+from municloud import inventory, report
 from municloud.lab import topology
 
 pytestmark = pytest.mark.lab
@@ -31,7 +31,10 @@ BYSTANDER = "mc-test-bystander"  # a network the lab did not make; `lab down` mu
 def municloud(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "municloud.cli", *args],
-        cwd=REPO, capture_output=True, text=True, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -44,8 +47,14 @@ def ssh(address: str, command: str) -> tuple[int, str]:
     client = paramiko.SSHClient()
     client.load_host_keys(str(KEY.with_name("known_hosts")))  # recorded by `lab up`
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(address, username="root", key_filename=str(KEY), timeout=10,
-                   allow_agent=False, look_for_keys=False)
+    client.connect(
+        address,
+        username="root",
+        key_filename=str(KEY),
+        timeout=10,
+        allow_agent=False,
+        look_for_keys=False,
+    )
     try:
         _, stdout, _ = client.exec_command(command, timeout=30)
         out = stdout.read().decode()
@@ -69,8 +78,9 @@ def tiny() -> topology.Topology:
     return topology.build(inventory.load(TINY))
 
 
-def test_up_builds_every_host_and_network(first_up: subprocess.CompletedProcess[str],
-                                          tiny: topology.Topology) -> None:
+def test_up_builds_every_host_and_network(
+    first_up: subprocess.CompletedProcess[str], tiny: topology.Topology
+) -> None:
     assert first_up.returncode == 0, first_up.stderr
     assert "lab tiny is up: 4 hosts on 4 networks" in first_up.stdout
     names = docker("ps", "--filter", "label=municloud.lab=tiny", "--format", "{{.Names}}").split()
@@ -110,8 +120,10 @@ def test_hosts_boot_systemd_and_answer_ssh(first_up: subprocess.CompletedProcess
 def test_segment_traffic_goes_through_the_gateway(
     first_up: subprocess.CompletedProcess[str],
 ) -> None:
-    code, out = ssh("198.19.202.10", "ip route get 198.19.203.10; "
-                    "ping -c 1 -W 2 198.19.203.10 >/dev/null && echo reached")
+    code, out = ssh(
+        "198.19.202.10",
+        "ip route get 198.19.203.10; ping -c 1 -W 2 198.19.203.10 >/dev/null && echo reached",
+    )
     assert code == 0 and "via 198.19.202.1" in out, out
     assert "reached" in out  # the gateway forwards (no firewall yet: the lab only routes)
     # ... and the reply came back through the gateway too: the far side routes via its gateway.
@@ -135,8 +147,14 @@ def test_ansible_reaches_the_lab_without_hand_edits(
 ) -> None:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     ansible = Path(sys.executable).with_name("ansible")
-    proc = subprocess.run([str(ansible), "all", "-i", str(TINY), "-m", "ansible.builtin.ping",
-                           "-o"], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(ansible), "all", "-i", str(TINY), "-m", "ansible.builtin.ping", "-o"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("SUCCESS") == 4
 
@@ -152,8 +170,66 @@ def test_a_stopped_host_is_started_again_with_its_routes(
     assert code == 0 and out.strip().startswith("default via 198.19.202.1"), out
 
 
+def _acceptance(tmp_path: Path, name: str) -> dict[str, set[str]]:
+    """Run the acceptance tests on the tiny lab; clause -> set of outcomes."""
+    junit = tmp_path / f"{name}.xml"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/acceptance",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--inventory",
+            str(TINY),
+            f"--junitxml={junit}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    outcomes: dict[str, set[str]] = {}
+    for result in report.read_junit(junit):
+        outcomes.setdefault(str(result.clause), set()).add(result.outcome)
+    return outcomes
+
+
+def test_acceptance_fails_before_the_baseline_and_passes_after(
+    first_up: subprocess.CompletedProcess[str],
+    tmp_path: Path,
+) -> None:
+    """The acceptance tests prove the role: on a fresh lab they fail, after site.yml they pass."""
+    before = _acceptance(tmp_path, "before")
+    for clause in (
+        "baseline.admin.account",
+        "baseline.ssh.key-only",
+        "baseline.ssh.hardened",
+        "baseline.ssh.modern-crypto",
+        "baseline.time.jst",
+    ):
+        assert "failed" in before[clause], (clause, before)
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    playbook = Path(sys.executable).with_name("ansible-playbook")
+    converge = subprocess.run(
+        [str(playbook), "-i", str(TINY), "playbooks/site.yml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert converge.returncode == 0, converge.stdout[-3000:]
+    after = _acceptance(tmp_path, "after")
+    assert set(after) == set(before)
+    assert all(outcomes == {"passed"} for outcomes in after.values()), after
+
+
 def test_a_lab_left_by_another_clone_is_made_again_with_this_key(
-    first_up: subprocess.CompletedProcess[str], tmp_path: Path,
+    first_up: subprocess.CompletedProcess[str],
+    tmp_path: Path,
 ) -> None:
     """Containers made with another lab key (another clone, a lost .lab/) are not reused."""
     KEY.rename(tmp_path / "old-key")
@@ -168,7 +244,8 @@ def test_a_lab_left_by_another_clone_is_made_again_with_this_key(
 def test_down_removes_the_lab_and_nothing_else(first_up: subprocess.CompletedProcess[str]) -> None:
     docker("network", "create", "--internal", "--subnet=198.19.250.0/24", BYSTANDER)
     others_before = set(docker("ps", "-aq").split()) - set(
-        docker("ps", "-aq", "--filter", "label=municloud.lab=tiny").split())
+        docker("ps", "-aq", "--filter", "label=municloud.lab=tiny").split()
+    )
     try:
         down = municloud("lab", "down", "--inventory", str(TINY))
         assert down.returncode == 0, down.stderr
