@@ -56,8 +56,8 @@ lab-down:
 converge:
 	mkdir -p $(REPORTS)
 	ansible-playbook -i $(INVENTORY) playbooks/site.yml
-	ansible-playbook -i $(INVENTORY) playbooks/site.yml | tee $(REPORTS)/rerun.log
-	python3 scripts/assert_no_changes.py $(REPORTS)/rerun.log
+	ansible-playbook -i $(INVENTORY) playbooks/site.yml >$(REPORTS)/rerun-$(notdir $(INVENTORY)).log 2>&1 || { tail -40 $(REPORTS)/rerun-$(notdir $(INVENTORY)).log; false; }
+	python3 scripts/assert_no_changes.py $(REPORTS)/rerun-$(notdir $(INVENTORY)).log
 	ansible-playbook -i $(INVENTORY) playbooks/site.yml --check --diff >/dev/null
 
 acceptance:
