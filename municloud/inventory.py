@@ -58,7 +58,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -188,9 +188,6 @@ class Prefecture:
     @property
     def hosts(self) -> list[Host]:
         return [*self.shared_hosts, *(h for m in self.municipalities for h in m.hosts)]
-
-    def network(self, network_id: str) -> Network:
-        return next(n for n in self.networks if n.id == network_id)
 
     def summary(self) -> str:
         models = ", ".join(sorted({m.model.value for m in self.municipalities}))
@@ -640,11 +637,3 @@ def _check_whole(
                     "give each host its own address",
                 )
             seen_addr.setdefault(addr, h.name)
-
-
-def iter_problems(path: str | Path) -> Iterator[Problem]:
-    """The problems of the inventory at ``path``; nothing if it is valid."""
-    try:
-        load(path)
-    except InventoryError as exc:
-        yield from exc.problems

@@ -29,16 +29,9 @@ class LabError(Exception):
     """Something the person running the lab must fix; the message says what."""
 
 
-def run(
-    args: Sequence[str], *, check: bool = True, input_: bytes | None = None, capture: bool = True
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        list(args),
-        input=input_.decode() if input_ else None,
-        text=True,
-        capture_output=capture,
-        check=False,
-    )
+def run(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command, its output captured; LabError with its message if it fails and ``check``."""
+    proc = subprocess.run(list(args), text=True, capture_output=True, check=False)
     if check and proc.returncode != 0:
         raise LabError(
             f"`{' '.join(args)}` failed ({proc.returncode}): "
@@ -117,8 +110,10 @@ def ensure_host_limits(say: Callable[[str], None] = print) -> None:
             try:
                 path.write_text(str(wanted))
             except OSError as exc:
-                raise LabError(f"cannot raise {key.replace('/', '.')} ({exc}); run as root, or "
-                               f"`sysctl -w {key.replace('/', '.')}={wanted}`") from None
+                raise LabError(
+                    f"cannot raise {key.replace('/', '.')} ({exc}); run as root, or "
+                    f"`sysctl -w {key.replace('/', '.')}={wanted}`"
+                ) from None
 
 
 def ensure_bridged_accept() -> None:
@@ -131,9 +126,11 @@ def container_pid(name: str) -> int:
     pid = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip())
     if pid == 0:
         status = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
-        raise LabError(f"container {name} is not running (it exited with status {status}); "
-                       f"see `docker logs {name}`, or start it with a terminal to watch systemd "
-                       f"boot: `docker start -ai {name}`")
+        raise LabError(
+            f"container {name} is not running (it exited with status {status}); "
+            f"see `docker logs {name}`, or start it with a terminal to watch systemd "
+            f"boot: `docker start -ai {name}`"
+        )
     return pid
 
 

@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from municloud.inventory import Host, Prefecture, Problem
-from municloud.segments import ROUTING_ROLES, HostRole
+from municloud.segments import ROUTING_ROLES
 
 # RFC 2544's benchmarking range: the only addresses a lab may use.
 LAB_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
@@ -138,7 +138,3 @@ def build(prefecture: Prefecture, lab: str | None = None) -> Topology:
             )
         )
     return Topology(lab, tuple(networks.values()), tuple(containers))
-
-
-def is_gateway(container: LabContainer) -> bool:
-    return container.host.role is HostRole.GATEWAY
