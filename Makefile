@@ -34,7 +34,7 @@ unit:
 	$(BIN)/pytest tests/unit -q -m "not lab" -n 2
 
 lint:
-	$(BIN)/ruff check municloud tests pulumi benchmarks
+	$(BIN)/ruff check municloud tests pulumi benchmarks plugins modules
 	$(BIN)/mypy
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint -q roles playbooks

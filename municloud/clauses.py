@@ -2,8 +2,9 @@
 
 Every acceptance test names one clause (``@pytest.mark.clause("baseline.ssh.key-only")``), the
 conftest refuses an id that is not here, and ``municloud report`` counts results per municipality
-and clause. Keep it small and honest: ``references`` cite only what the source text says (the MIC
-briefing of 2019-01-25 in ``seed/``, summarised in DOMAIN.md); a clause that is this project's own
+and clause. Keep it small and honest: ``references`` cite only what the source text says
+(MIC's briefing of 2019-01-25, 地域力創造グループの施策等について③; docs/domain.md summarises
+it) or the later guideline revisions that define the models; a clause that is this project's own
 baseline, with no guideline text behind it, says so and cites nothing.
 """
 
@@ -40,6 +41,24 @@ _MONITORING = (
     "one time zone makes their times comparable)"
 )
 
+_SEPARATION = (
+    f"{SEED}: 三層の対策 — マイナンバー利用事務系の分離 "
+    "(isolation of the individual-number segment)"
+)
+_SANITISE = f"{SEED}: 三層の対策 — インターネットとLGWANの間は無害化通信 (sanitised transfer)"
+_SECURITY_CLOUD = (
+    f"{SEED}: 自治体情報セキュリティクラウド — インターネット接続口の集約と集中監視 "
+    "(the prefecture's single, watched internet exit)"
+)
+_UPDATES = (
+    f"{SEED}: 自治体情報セキュリティ向上プラットフォーム — 更新プログラムの配信 "
+    "(updates through the platform, not USB sticks)"
+)
+_MODELS = (
+    "地方公共団体における情報セキュリティポリシーに関するガイドライン (later revisions): "
+    "α/α'/β/β' models"
+)
+
 CLAUSES: Mapping[str, Clause] = {
     c.id: c
     for c in (
@@ -72,6 +91,103 @@ CLAUSES: Mapping[str, Clause] = {
             "時刻帯は日本標準時 (Asia/Tokyo)",
             "the time zone in force is Japan Standard Time (Asia/Tokyo)",
             (_MONITORING,),
+        ),
+        # --- three-segment separation (三層の対策), proven by real packets both ways ---
+        Clause(
+            "segments.individual-number.isolated",
+            "個人番号利用事務系はインターネット・他のセグメントから分離",
+            "the individual-number segment is cut off from the internet and the other segments, "
+            "both ways",
+            (_SEPARATION, _ACCESS_CONTROL),
+        ),
+        Clause(
+            "segments.individual-number.closed-lines",
+            "個人番号利用事務系は特定通信 (自治体クラウドの基幹系・中間サーバー) のみ",
+            "the individual-number segment reaches only named systems over closed lines (the "
+            "joint cloud's core systems, the 中間サーバー)",
+            (_SEPARATION,),
+        ),
+        Clause(
+            "segments.lgwan.services",
+            "LGWAN接続系からLGWAN-ASPの利用",
+            "the LGWAN segment uses LGWAN-ASP services",
+            (_ACCESS_CONTROL,),
+        ),
+        Clause(
+            "segments.lgwan.updates",
+            "更新プログラムは庁舎内配信サーバ・プラットフォーム経由のみ",
+            "updates reach the LGWAN segment only through the town-hall relay and the platform",
+            (_UPDATES,),
+        ),
+        Clause(
+            "segments.lgwan.screen-transfer",
+            "インターネットとLGWANの間は画面転送のみ (α・α': LGWAN→インターネット、β・β': 逆方向)",
+            "between the internet and LGWAN segments only screen transfer (α/α': from LGWAN "
+            "terminals; β/β': from internet terminals to LGWAN systems)",
+            (_MODELS,),
+        ),
+        Clause(
+            "segments.lgwan.sanitised-files",
+            "インターネットからLGWANへのファイルは無害化を経由",
+            "files reach the LGWAN segment from the internet only through the sanitiser",
+            (_SANITISE,),
+        ),
+        Clause(
+            "segments.lgwan.approved-cloud",
+            "α'モデル: LGWAN端末から認められたクラウドサービスへ "
+            "(セキュリティクラウドのプロキシ経由)",
+            "α': LGWAN terminals reach approved cloud services, through the security cloud's "
+            "proxy only",
+            (_MODELS,),
+        ),
+        Clause(
+            "segments.lgwan.no-internet",
+            "LGWAN接続系とインターネットの直接通信の遮断",
+            "no direct traffic between the LGWAN segment and the internet or the internet segment",
+            (_ACCESS_CONTROL,),
+        ),
+        Clause(
+            "segments.internet.via-security-cloud",
+            "インターネットへは自治体情報セキュリティクラウド経由のみ",
+            "the internet is reached only through the prefecture's security cloud",
+            (_SECURITY_CLOUD,),
+        ),
+        Clause(
+            "segments.municipalities.isolated",
+            "団体間の通信の遮断",
+            "no traffic between the segments of different municipalities",
+            (_ACCESS_CONTROL,),
+        ),
+        Clause(
+            "segments.ssh.management-only",
+            "管理通信 (SSH) は管理用アドレスからのみ",
+            "administration (SSH) only from the management addresses; nothing reaches a gateway "
+            "itself",
+            (_ACCESS_CONTROL, _ATTACKS),
+        ),
+        Clause(
+            "segments.logs.central",
+            "ログの集中管理 (セキュリティクラウドへの送信)",
+            "logs go to the security cloud's central log",
+            (_MONITORING,),
+        ),
+        Clause(
+            "segments.default-deny",
+            "許可されていない通信はすべて遮断",
+            "everything not allowed by a flow is dropped",
+            (_ACCESS_CONTROL,),
+        ),
+        Clause(
+            "segments.site-flows",
+            "団体固有の許可通信 (インベントリで定義、不変条件を検査済み)",
+            "a site's own flows (from the inventory, checked against the invariants)",
+            (_ACCESS_CONTROL,),
+        ),
+        Clause(
+            "segments.no-bypass",
+            "ゲートウェイを迂回する経路がない (SSHの転送禁止、方針外のポートで待ち受けない)",
+            "no way around the gateways: no SSH tunnels, no host listens outside the policy",
+            (_ACCESS_CONTROL, _ATTACKS),
         ),
         Clause(
             "baseline.host.name",

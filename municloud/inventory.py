@@ -49,22 +49,33 @@ In a municipality's host, the keys of ``municloud_addresses`` are its segments a
 (``security_cloud``, ``lgwan_backbone``, ``joint_cloud``); in a shared host they are the shared
 networks. Only a gateway has legs in more than one network of its municipality.
 
-``load(path)`` returns a validated :class:`Prefecture` or raises :class:`InventoryError` carrying
-every problem found, each with the file, the key and what to do.
+Three optional keys adapt the segment policy (municloud/flows.py) to a site:
+``municloud_prefecture.services`` (services of the site's own, with ports and the roles that
+offer them), ``municloud_prefecture.flows`` (flows for every municipality) and
+``municloud_municipality.flows`` (flows for one). A site flow that breaks an invariant is refused.
+``municloud_management`` (in ``all.vars`` or ``group_vars/all``) lists the addresses automation and
+administrators come from; the lab writes the lab machine's own into ``group_vars/all/lab.yml``.
+
+``load(path)`` reads the files and returns a validated :class:`Prefecture`, or raises
+:class:`InventoryError` carrying every problem found, each with the file, the key and what to do.
+``parse(data, file)`` does the same from a mapping shaped like ``hosts.yml``: the Ansible filter
+plugin builds one from the variables Ansible resolved, so that AWX's copy of an inventory, which
+is no file, is checked the same way.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-import yaml
-
+from municloud import yamlfile
+from municloud.flows import FLOWS, SERVICES, Flow, Service, parse_flows, parse_services
+from municloud.problems import Collector, InventoryError, Problem
+from municloud.problems import kind as _kind
 from municloud.segments import (
     MUNICIPALITY_ROLES,
     SHARED_ROLES,
@@ -75,36 +86,23 @@ from municloud.segments import (
     Uplink,
 )
 
+__all__ = ["Collector", "InventoryError", "Problem", "load", "parse"]
+
 INVENTORY_FILES = ("hosts.yml", "hosts.yaml")
+# The variables the model reads, and where: Ansible would also take them from group_vars/ and
+# host_vars/, and the model would not see them there, so they are refused anywhere else.
+MODEL_VARS_IN_HOSTS_FILE = (
+    "municloud_prefecture",
+    "municloud_municipality",
+    "municloud_role",
+    "municloud_addresses",
+)
+MANAGEMENT_VAR = "municloud_management"
+# Ansible's rule for group names (others are "invalid characters" and get rewritten).
+_GROUP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 IPv4Network = ipaddress.IPv4Network
 IPv4Address = ipaddress.IPv4Address
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with an inventory: where, what, and what to do about it."""
-
-    file: str
-    key: str
-    message: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.key}: {self.message}; {self.fix}"
-
-
-class InventoryError(Exception):
-    """The inventory is not valid. ``problems`` lists every problem found, not only the first."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-    def print(self, stream: TextIO | None = None) -> None:
-        """Print every problem, one a line, for a person at a terminal (stderr by default)."""
-        for problem in self.problems:
-            print(problem, file=stream or sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -154,10 +152,18 @@ class Municipality:
     segments: Mapping[Segment, Network]
     joint_cloud: str | None = None
     hosts: tuple[Host, ...] = ()
+    flows: tuple[
+        Flow, ...
+    ] = ()  # the site flows of this municipality (municloud_municipality.flows)
 
     @property
     def gateway(self) -> Host:
         return next(h for h in self.hosts if h.role is HostRole.GATEWAY)
+
+    @property
+    def uplinks(self) -> frozenset[str]:
+        """The shared networks the gateway has a leg in (ids, e.g. ``security_cloud``)."""
+        return frozenset(n for n in self.gateway.addresses if "." not in n)
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,10 @@ class Prefecture:
     shared_networks: Mapping[SharedNetwork, Network]
     municipalities: tuple[Municipality, ...]
     shared_hosts: tuple[Host, ...] = field(default=())
+    # Where automation and administrators come from (municloud_management); empty: not given.
+    management: tuple[IPv4Network, ...] = ()
+    services: Mapping[str, Service] = field(default_factory=lambda: dict(SERVICES))
+    flows: tuple[Flow, ...] = ()  # site flows for every municipality (municloud_prefecture.flows)
 
     @property
     def name(self) -> str:
@@ -188,6 +198,9 @@ class Prefecture:
     @property
     def hosts(self) -> list[Host]:
         return [*self.shared_hosts, *(h for m in self.municipalities for h in m.hosts)]
+
+    def municipality(self, group: str) -> Municipality:
+        return next(m for m in self.municipalities if m.group == group)
 
     def summary(self) -> str:
         models = ", ".join(sorted({m.model.value for m in self.municipalities}))
@@ -229,34 +242,6 @@ def code_problem(code: object) -> str | None:
 # --- loading -----------------------------------------------------------------------------------
 
 
-class _Collector:
-    """Collects problems while the loader walks the file, so that all of them are reported."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def add(self, key: str, message: str, fix: str) -> None:
-        self.problems.append(Problem(self.file, key, message, fix))
-
-    def mapping(self, value: object, key: str, what: str) -> Mapping[str, Any] | None:
-        if isinstance(value, Mapping):
-            return value
-        self.add(key, f"expected a mapping ({what}), found {_kind(value)}", f"write {what} here")
-        return None
-
-    def string(self, parent: Mapping[str, Any], name: str, key: str, fix: str) -> str | None:
-        value = parent.get(name)
-        if isinstance(value, str) and value.strip():
-            return value
-        self.add(f"{key}.{name}", f"missing or not a string ({_kind(value)})", fix)
-        return None
-
-
-def _kind(value: object) -> str:
-    return "nothing" if value is None else f"a {type(value).__name__} ({value!r})"
-
-
 def inventory_file(path: Path) -> Path:
     """The YAML inventory file of an inventory directory (or the file itself)."""
     if path.is_file():
@@ -277,15 +262,65 @@ def inventory_file(path: Path) -> Path:
 
 
 def load(path: str | Path) -> Prefecture:
-    """Load and validate the inventory at ``path`` (a directory, or its hosts.yml)."""
+    """Load and validate the inventory at ``path`` (a directory, or its hosts.yml).
+
+    Besides hosts.yml it reads ``municloud_management`` from ``group_vars/all`` (where the lab
+    and most sites keep connection settings), and refuses the model's other variables in any
+    group_vars or host_vars file, where Ansible would use them and the model would not.
+    """
     file = inventory_file(Path(path))
-    directory = file.parent
-    out = _Collector(str(file))
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        out.add("-", f"not valid YAML: {exc}".replace("\n", " "), "fix the YAML syntax")
-        raise InventoryError(out.problems) from None
+    out = Collector(str(file))
+    data = yamlfile.read(file, out)
+    management = _vars_files(file.parent, out)
+    if out.problems:
+        raise InventoryError(out.problems)
+    if management is not None and isinstance(data, dict):
+        all_ = data.get("all")
+        if isinstance(all_, dict) and isinstance(all_.get("vars"), dict):
+            all_["vars"].setdefault(MANAGEMENT_VAR, management)
+    return parse(data, str(file), file.parent)
+
+
+def _vars_files(directory: Path, out: Collector) -> object:
+    """``municloud_management`` from group_vars/all (None if absent); problems for model
+    variables given in any vars file."""
+    management: object = None
+    for vars_dir in ("group_vars", "host_vars"):
+        for path in sorted((directory / vars_dir).glob("**/*")):
+            if path.suffix not in (".yml", ".yaml", "") or not path.is_file():
+                continue
+            if path.read_bytes()[:14] == b"$ANSIBLE_VAULT":
+                continue  # a whole vaulted file: nothing the model reads belongs in it
+            file_out = Collector(str(path))
+            data = yamlfile.read(path, file_out)
+            out.roots.extend(file_out.roots)
+            if not isinstance(data, dict):
+                continue
+            for name in MODEL_VARS_IN_HOSTS_FILE:
+                if name in data:
+                    out.add(
+                        name,
+                        f"{path.relative_to(directory)} sets {name}; Ansible would use it, but "
+                        "the model reads it from hosts.yml only, so the two would disagree",
+                        f"move it into {directory / 'hosts.yml'}",
+                    )
+            in_all = path.relative_to(directory).parts[:2] in (
+                ("group_vars", "all"),
+                ("group_vars", "all.yml"),
+                ("group_vars", "all.yaml"),
+            )
+            if MANAGEMENT_VAR in data and in_all:
+                management = data[MANAGEMENT_VAR]
+    return management
+
+
+def parse(data: object, file: str, directory: Path | None = None) -> Prefecture:
+    """Validate ``data``, shaped like a hosts.yml; problems name ``file``.
+
+    ``directory`` is the inventory's directory (the Prefecture's ``path``); it defaults to the
+    directory of ``file``.
+    """
+    out = Collector(file)
     root = out.mapping(data, "-", "the inventory, starting with `all:`")
     all_ = out.mapping(root.get("all") if root else None, "all", "the `all` group")
     if all_ is None:
@@ -315,6 +350,7 @@ def load(path: str | Path) -> Prefecture:
     security_cloud = out.string(
         pref, "security_cloud", pref_key, "name the security cloud the prefecture belongs to"
     )
+    management = _management(out, "all.vars.municloud_management", vars_.get(MANAGEMENT_VAR))
 
     shared_networks: dict[SharedNetwork, Network] = {}
     nets_key = f"{pref_key}.shared_networks"
@@ -334,14 +370,6 @@ def load(path: str | Path) -> Prefecture:
         if net:
             shared_networks[kind] = Network(kind.value, net)
 
-    shared_hosts: list[Host] = []
-    shared_group = out.mapping(children.get("shared", {}), "all.children.shared", "`hosts:`") or {}
-    shared_by_name = {n.name: n for n in shared_networks.values()}
-    for name, hv in (shared_group.get("hosts") or {}).items():
-        host = _host(out, f"all.children.shared.hosts.{name}", name, hv, None, shared_by_name)
-        if host:
-            shared_hosts.append(host)
-
     mun_key = "all.children.municipalities.children"
     muns_group = (
         out.mapping(
@@ -351,12 +379,39 @@ def load(path: str | Path) -> Prefecture:
         )
         or {}
     )
+    groups = out.mapping(muns_group.get("children"), mun_key, "one group per municipality") or {}
+    # Ranges first: a range that overlaps another is the cause of the problems of the addresses
+    # in it, so it is reported first and those problems point back to it.
+    overlapping = _check_ranges(out, shared_networks, groups)
+
+    services = parse_services(out, f"{pref_key}.services", pref.get("services"))
+    taken = {f.name for f in FLOWS}
+    site_flows = parse_flows(out, f"{pref_key}.flows", pref.get("flows"), services, taken)
+
+    shared_hosts: list[Host] = []
+    shared_group = out.mapping(children.get("shared", {}), "all.children.shared", "`hosts:`") or {}
+    shared_by_name = {n.name: n for n in shared_networks.values()}
+    for name, hv in (shared_group.get("hosts") or {}).items():
+        host = _host(
+            out, f"all.children.shared.hosts.{name}", name, hv, None, shared_by_name, overlapping
+        )
+        if host:
+            shared_hosts.append(host)
+
     municipalities: list[Municipality] = []
     codes: list[tuple[str, str]] = []  # (group, code) of every entry, even those with problems
-    for group, body in (
-        out.mapping(muns_group.get("children"), mun_key, "one group per municipality") or {}
-    ).items():
-        m = _municipality(out, f"{mun_key}.{group}", group, body or {}, shared_networks)
+    for group, body in groups.items():
+        gkey = f"{mun_key}.{group}"
+        if not isinstance(group, str) or not _GROUP_RE.match(group):
+            out.add(
+                gkey,
+                f"{group!r} is not a name Ansible accepts for a group (it would rewrite it)",
+                "use letters, digits and underscores, starting with a letter, e.g. tottori_shi",
+            )
+            continue
+        m = _municipality(
+            out, gkey, group, body or {}, shared_networks, overlapping, services, taken
+        )
         code_value = ((body or {}).get("vars") or {}).get("municloud_municipality") or {}
         if isinstance(code_value, Mapping) and code_problem(code_value.get("code")) is None:
             codes.append((group, code_value["code"]))
@@ -365,12 +420,12 @@ def load(path: str | Path) -> Prefecture:
     if not municipalities and not out.problems:
         out.add(mun_key, "no municipality", "add at least one municipality group")
 
-    _check_whole(out, municipalities, codes, shared_networks, shared_hosts, code)
+    _check_whole(out, municipalities, codes, shared_hosts, code)
     if out.problems:
         raise InventoryError(out.problems)
     assert isinstance(code, str) and name_ja and name_romaji and security_cloud
-    return Prefecture(
-        path=directory.resolve(),
+    prefecture = Prefecture(
+        path=(directory or Path(file).parent).resolve(),
         code=code,
         name_ja=name_ja,
         name_romaji=name_romaji,
@@ -378,10 +433,73 @@ def load(path: str | Path) -> Prefecture:
         shared_networks=shared_networks,
         municipalities=tuple(municipalities),
         shared_hosts=tuple(shared_hosts),
+        management=management,
+        services=services,
+        flows=tuple(site_flows),
     )
+    # The segment policy's own checks need the whole model: where hosts of each role may sit,
+    # and that no chain of flows (catalogue and site) breaks an invariant.
+    from municloud import policy  # here, not at the top: the policy builds on this module
+
+    policy_problems = policy.problems(prefecture, file)
+    if policy_problems:
+        raise InventoryError(policy_problems)
+    return prefecture
 
 
-def _network(out: _Collector, key: str, value: object) -> IPv4Network | None:
+def _management(out: Collector, key: str, value: object) -> tuple[IPv4Network, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        out.add(key, f"expected a list of addresses, found {_kind(value)}", "e.g. [192.0.2.10]")
+        return ()
+    found = []
+    for i, item in enumerate(value):
+        try:
+            found.append(ipaddress.IPv4Network(str(item), strict=True))
+        except ValueError as exc:
+            out.add(
+                f"{key}[{i}]", f"{item!r} is not an address or range ({exc})", "e.g. 192.0.2.10"
+            )
+    return tuple(found)
+
+
+def _check_ranges(
+    out: Collector,
+    shared_networks: Mapping[SharedNetwork, Network],
+    groups: Mapping[str, Any],
+) -> set[str]:
+    """Report ranges that overlap (as root causes); the ids of the networks involved."""
+    mun_key = "all.children.municipalities.children"
+    nets: list[tuple[str, Network]] = [
+        (f"all.vars.municloud_prefecture.shared_networks.{n.name}", n)
+        for n in shared_networks.values()
+    ]
+    for group, body in groups.items():
+        data = ((body or {}).get("vars") or {}).get("municloud_municipality") or {}
+        segments = data.get("segments") if isinstance(data, Mapping) else None
+        for name, cidr in (segments if isinstance(segments, Mapping) else {}).items():
+            try:
+                net = ipaddress.IPv4Network(str(cidr), strict=True)
+            except ValueError:
+                continue  # reported where the segment is read
+            key = f"{mun_key}.{group}.vars.municloud_municipality.segments.{name}"
+            nets.append((key, Network(str(name), net, str(group))))
+    overlapping: set[str] = set()
+    for i, (key_a, a) in enumerate(nets):
+        for key_b, b in nets[i + 1 :]:
+            if a.cidr.overlaps(b.cidr):
+                out.add(
+                    key_b,
+                    f"{b.cidr} ({b.id}) overlaps {a.cidr} ({a.id}, at {key_a})",
+                    "give every segment and shared network its own address range",
+                    root=True,
+                )
+                overlapping |= {a.id, b.id}
+    return overlapping
+
+
+def _network(out: Collector, key: str, value: object) -> IPv4Network | None:
     try:
         return ipaddress.IPv4Network(str(value), strict=True)
     except ValueError as exc:
@@ -394,11 +512,14 @@ def _network(out: _Collector, key: str, value: object) -> IPv4Network | None:
 
 
 def _municipality(
-    out: _Collector,
+    out: Collector,
     key: str,
     group: str,
     body: Mapping[str, Any],
     shared_networks: Mapping[SharedNetwork, Network],
+    overlapping: set[str],
+    services: dict[str, Service],
+    taken: set[str],
 ) -> Municipality | None:
     vars_ = out.mapping(body.get("vars"), f"{key}.vars", "`municloud_municipality`") or {}
     mkey = f"{key}.vars.municloud_municipality"
@@ -435,6 +556,7 @@ def _municipality(
             "name the joint cloud, or leave the key out",
         )
         joint_cloud = None
+    flows = parse_flows(out, f"{mkey}.flows", data.get("flows"), services, taken)
 
     segments: dict[Segment, Network] = {}
     seg_data = (
@@ -468,14 +590,21 @@ def _municipality(
             reachable[uplink.value] = shared_networks[SharedNetwork(uplink.value)]
     hosts: list[Host] = []
     for name, hv in (out.mapping(body.get("hosts"), f"{key}.hosts", "its hosts") or {}).items():
-        host = _host(out, f"{key}.hosts.{name}", name, hv, group, reachable)
+        host = _host(out, f"{key}.hosts.{name}", name, hv, group, reachable, overlapping)
         if host:
             hosts.append(host)
     gateways = [h for h in hosts if h.role is HostRole.GATEWAY]
-    if len(gateways) != 1 and body.get("hosts"):
+    # Count what the file declares, not what parsed: a gateway with a bad address is one gateway
+    # with a problem, not a municipality without a gateway.
+    declared = [
+        n
+        for n, hv in (body.get("hosts") or {}).items()
+        if isinstance(hv, Mapping) and hv.get("municloud_role") == HostRole.GATEWAY.value
+    ]
+    if len(declared) != 1 and body.get("hosts"):
         out.add(
             f"{key}.hosts",
-            f"{len(gateways)} gateways",
+            f"{len(declared)} gateways" + (f" ({', '.join(declared)})" if declared else ""),
             "give the municipality exactly one host with `municloud_role: gateway`",
         )
     for gw in gateways:
@@ -490,18 +619,21 @@ def _municipality(
     if problem or not (name_ja and name_romaji and model and len(segments) == len(Segment)):
         return None
     assert isinstance(code, str)
+    if len(gateways) != 1:
+        return None
     return Municipality(
-        group, code, name_ja, name_romaji, model, segments, joint_cloud, tuple(hosts)
+        group, code, name_ja, name_romaji, model, segments, joint_cloud, tuple(hosts), tuple(flows)
     )
 
 
 def _host(
-    out: _Collector,
+    out: Collector,
     key: str,
     name: str,
     hv: object,
     municipality: str | None,
     networks: Mapping[str, Network],
+    overlapping: set[str],
 ) -> Host | None:
     """Read one host. ``networks`` maps the address keys this host may use to their networks."""
     hv = out.mapping(hv, key, "`municloud_role` and `municloud_addresses`")
@@ -555,10 +687,14 @@ def _host(
             net.cidr.network_address,
             net.cidr.broadcast_address,
         ):
+            fix = f"choose a host address inside {net.cidr}"
+            if net.id in overlapping:
+                fix = (
+                    f"but first check the range: {net.cidr} overlaps another range (the first "
+                    "problems above), and this address may be right for the range meant"
+                )
             out.add(
-                f"{akey}.{net_name}",
-                f"{address} is outside the {net.id} range {net.cidr}",
-                f"choose a host address inside {net.cidr}",
+                f"{akey}.{net_name}", f"{address} is outside the {net.id} range {net.cidr}", fix
             )
             continue
         addresses[net.id] = address
@@ -578,14 +714,13 @@ def _host(
 
 
 def _check_whole(
-    out: _Collector,
+    out: Collector,
     municipalities: list[Municipality],
     codes: list[tuple[str, str]],
-    shared_networks: Mapping[SharedNetwork, Network],
     shared_hosts: list[Host],
     prefecture_code: object,
 ) -> None:
-    """Rules that span municipalities: codes, ranges and addresses unique across the prefecture."""
+    """Rules that span municipalities: codes, host names and addresses unique in the prefecture."""
     mun_key = "all.children.municipalities.children"
     seen_codes: dict[str, str] = {}
     for group, code in codes:
@@ -603,24 +738,6 @@ def _check_whole(
                 f"{code} belongs to prefecture {code[:2]}, not {prefecture_code[:2]}",
                 "list it in its own prefecture's inventory, or correct the code",
             )
-
-    nets: list[tuple[str, Network]] = [
-        (f"all.vars.municloud_prefecture.shared_networks.{n.name}", n)
-        for n in shared_networks.values()
-    ]
-    for m in municipalities:
-        nets += [
-            (f"{mun_key}.{m.group}.vars.municloud_municipality.segments.{n.name}", n)
-            for n in m.segments.values()
-        ]
-    for i, (key_a, a) in enumerate(nets):
-        for key_b, b in nets[i + 1 :]:
-            if a.cidr.overlaps(b.cidr):
-                out.add(
-                    key_b,
-                    f"{b.cidr} ({b.id}) overlaps {a.cidr} ({a.id}, at {key_a})",
-                    "give every segment and shared network its own address range",
-                )
 
     seen_addr: dict[IPv4Address, str] = {}
     all_hosts = [*shared_hosts, *(h for m in municipalities for h in m.hosts)]

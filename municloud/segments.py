@@ -57,16 +57,33 @@ class HostRole(StrEnum):
     GATEWAY = "gateway"  # the municipality's router and firewall between its segments
     TERMINAL = "terminal"  # a staff terminal (端末) in one segment
     UPDATE_RELAY = "update_relay"  # 庁舎内配信サーバ in the LGWAN segment
+    SCREEN_TRANSFER = (
+        "screen_transfer"  # 画面転送サーバ: a desktop the other segment sees as pixels
+    )
+    SANITISER = (
+        "sanitiser"  # 無害化: rebuilds files from the internet segment for the LGWAN segment
+    )
+    FILE_SERVER = "file_server"  # the LGWAN segment's drop for sanitised files
     PROXY = "proxy"  # the security cloud's web proxy
     LOG_COLLECTOR = "log_collector"  # the security cloud's central log server
     VENDOR_UPDATE_SOURCE = "vendor_update_source"  # an OS or antivirus vendor on the internet
     UPDATE_PLATFORM = "update_platform"  # 自治体情報セキュリティ向上プラットフォーム on LGWAN-ASP
     INTERMEDIATE_SERVER = "intermediate_server"  # 中間サーバー on LGWAN
+    LGWAN_ASP = "lgwan_asp"  # an LGWAN-ASP service (電子申請, 文書管理, ...) on the LGWAN backbone
     CORE_SYSTEM = "core_system"  # a joint core-business system (住基, 税, ...) in the joint cloud
 
 
-MUNICIPALITY_ROLES = frozenset({HostRole.GATEWAY, HostRole.TERMINAL, HostRole.UPDATE_RELAY})
+MUNICIPALITY_ROLES = frozenset(
+    {
+        HostRole.GATEWAY,
+        HostRole.TERMINAL,
+        HostRole.UPDATE_RELAY,
+        HostRole.SCREEN_TRANSFER,
+        HostRole.SANITISER,
+        HostRole.FILE_SERVER,
+    }
+)
 SHARED_ROLES = frozenset(HostRole) - MUNICIPALITY_ROLES
 
-# The roles that a lab host with a firewall or routing duty has; the lab gives them NET_ADMIN.
+# The roles that route between networks; the lab turns IP forwarding on in their containers.
 ROUTING_ROLES = frozenset({HostRole.GATEWAY})

@@ -1,7 +1,7 @@
 """``municloud lab up|status|down``: a whole virtual prefecture in containers on this machine.
 
 ``up`` turns an inventory into Docker networks and systemd containers (see topology.py for what,
-ARCHITECTURE.md section 2 for why), makes the engine match it, and writes the connection facts
+docs/architecture.md for why), makes the engine match it, and writes the connection facts
 Ansible needs into ``inventories/<name>/group_vars/all/lab.yml``. A second ``up`` changes nothing.
 ``down`` removes the containers and networks labelled with the lab's name, and nothing else.
 """
@@ -281,6 +281,10 @@ def write_lab_vars(prefecture: inventory.Prefecture, topo: Topology) -> None:
         f"  -o UserKnownHostsFile={known_hosts}\n"
         "  -o StrictHostKeyChecking=yes\n"
         f"municloud_lab: {topo.lab}\n"
+        "# The lab machine's own address on each lab network: where automation and the\n"
+        "# acceptance tests come from, so the firewalls let them in (and only them) for SSH.\n"
+        "municloud_management:\n"
+        + "".join(f"  - {a}\n" for a in topology.management_addresses(topo))
     )
     path = lab_vars_file(prefecture)
     if path.is_file() and path.read_text() == text:

@@ -21,7 +21,7 @@ DOCKERD_PIDFILE = Path("/run/municloud-dockerd.pid")
 # Docker's isolation rules for --internal networks also drop frames that one container forwards
 # to another on the same bridge (br_netfilter sends bridged frames through iptables). This rule
 # lets frames bridged within one lab network pass; anything the host itself would route between
-# lab networks is still dropped by Docker. See ARCHITECTURE.md section 2.
+# lab networks is still dropped by Docker. See docs/architecture.md, "The lab".
 BRIDGED_ACCEPT = ["DOCKER-USER", "-m", "physdev", "--physdev-is-bridged", "-j", "ACCEPT"]
 
 
@@ -98,15 +98,20 @@ def ensure_engine(say: Any = print) -> None:
 HOST_SYSCTLS = {
     "fs/inotify/max_user_instances": 8192,
     "fs/inotify/max_user_watches": 524288,
+    # The gateways' and hosts' drop logs (nftables `log`) reach the kernel log only from the
+    # first network namespace unless this is on: with it, `dmesg` on the lab machine shows them.
+    "net/netfilter/nf_log_all_netns": 1,
 }
 
 
 def ensure_host_limits(say: Callable[[str], None] = print) -> None:
-    """Raise the kernel limits above to at least the lab's needs (never lowers them)."""
+    """Raise the kernel settings above to at least the lab's needs (never lowers them)."""
     for key, wanted in HOST_SYSCTLS.items():
         path = Path("/proc/sys") / key
+        if not path.exists():  # e.g. no netfilter logging in this kernel: nothing to raise
+            continue
         if int(path.read_text()) < wanted:
-            say(f"raising {key.replace('/', '.')} to {wanted} for the lab's systemd hosts")
+            say(f"raising {key.replace('/', '.')} to {wanted} for the lab's hosts")
             try:
                 path.write_text(str(wanted))
             except OSError as exc:

@@ -1,7 +1,7 @@
 """What the lab builds for an inventory: Docker networks, containers, addresses and routes.
 
 A pure function of the inventory model (no Docker here), so it is unit-tested without a lab and
-``municloud lab up`` only has to make the engine match it. See ARCHITECTURE.md section 2.
+``municloud lab up`` only has to make the engine match it. See docs/architecture.md, "The lab".
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ class Topology:
 def host_bridge_address(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Address:
     """The address this machine takes on a lab network: the last usable one (e.g. .254)."""
     return subnet.broadcast_address - 1
+
+
+def management_addresses(topo: Topology) -> list[str]:
+    """The lab machine's own addresses: the management addresses of a lab's hosts."""
+    return [str(n.host_address) for n in topo.networks]
 
 
 def docker_safe(name: str) -> str:
@@ -122,10 +127,11 @@ def build(prefecture: Prefecture, lab: str | None = None) -> Topology:
                             for seg in m.segments.values()
                         )
                         break
-        caps = ["SYS_ADMIN"]
+        # NET_ADMIN: every host loads its own nftables ruleset (roles/firewall).
+        caps = ["SYS_ADMIN", "NET_ADMIN"]
         sysctls: list[tuple[str, str]] = []
         if host.role in ROUTING_ROLES:
-            caps.append("NET_ADMIN")
+            # /proc/sys is read-only in a container: forwarding is set when it is made.
             sysctls.append(("net.ipv4.ip_forward", "1"))
         containers.append(
             LabContainer(

@@ -3,6 +3,9 @@
 * ``--inventory`` names the inventory (default inventories/sample); it is loaded with
   :func:`municloud.inventory.load`, and every test that asks for ``lab_host`` runs once per host
   (test ids are the host names).
+* Every test that asks for ``probe`` runs once per pair of the reachability matrix
+  (:func:`municloud.policy.matrix`: one test id per source, destination, service and expected
+  outcome), with its clause.
 * ``host`` is a testinfra host for that host, logged in as root by key over paramiko, with the
   host's key checked against known_hosts (the lab's, .lab/<name>/known_hosts, by default).
   ``ssh_login(user)`` gives a paramiko client for any user, for tests about logins themselves.
@@ -27,7 +30,7 @@ import testinfra.host
 import yaml
 from testinfra.backend.paramiko import ParamikoBackend
 
-from municloud import clauses
+from municloud import clauses, policy
 from municloud.inventory import Host, InventoryError, Prefecture, load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,8 +60,16 @@ def _prefecture(config: pytest.Config) -> Prefecture:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "lab_host" in metafunc.fixturenames:
-        hosts = _prefecture(metafunc.config).hosts
+        marker = metafunc.definition.get_closest_marker("roles")
+        hosts = [h for h in _prefecture(metafunc.config).hosts
+                 if marker is None or h.role.value in marker.args]
         metafunc.parametrize("lab_host", hosts, ids=[h.name for h in hosts], scope="session")
+    if "probe" in metafunc.fixturenames:
+        probes = policy.matrix(_prefecture(metafunc.config))
+        metafunc.parametrize("probe", [
+            pytest.param(p, id=p.id, marks=pytest.mark.clause(p.clause))
+            for p in probes
+        ])
 
 
 @pytest.fixture(scope="session")
@@ -111,9 +122,28 @@ def _evidence(request: pytest.FixtureRequest,
         record_property("clause_title", clause.title)
     callspec = getattr(node, "callspec", None)
     lab_host = callspec.params.get("lab_host") if callspec else None
+    probe = callspec.params.get("probe") if callspec else None
+    pref = _prefecture(request.config)
+    if isinstance(probe, policy.Probe):
+        # A probe is evidence for the municipality whose matrix it belongs to, made on its source.
+        record_property("inventory", pref.name)
+        record_property("host", probe.source.name)
+        record_property("address", str(probe.source.primary_address))
+        record_property("probe_group", probe.group)
+        record_property("probe_expected", "allow" if probe.expected else "deny")
+        record_property("probe", f"{probe.source.name} -> {probe.address}"
+                                 f"{':' + str(probe.port) if probe.port else ' (ping)'}")
+        if probe.group == policy.SHARED_GROUP:
+            record_property("municipality_code", pref.code)
+            record_property("municipality_name", pref.name_ja)
+        else:
+            m = pref.municipality(probe.group)
+            record_property("municipality_code", m.code)
+            record_property("municipality_name", m.name_ja)
+            record_property("municipality_model", m.model.value)
+        return
     if not isinstance(lab_host, Host):
         return
-    pref = _prefecture(request.config)
     record_property("inventory", pref.name)
     record_property("host", lab_host.name)
     record_property("address", str(lab_host.primary_address))
@@ -203,6 +233,28 @@ def host(lab_host: Host, ssh_identity_file: Path, known_hosts: Path) -> testinfr
     return _TESTINFRA_HOSTS[lab_host.name]
 
 
+@pytest.fixture(scope="session")
+def run_as_root(ssh_identity_file: Path,
+                known_hosts: Path) -> Callable[..., tuple[int, str, str]]:
+    """``run_as_root(host, command, stdin=None, timeout=60)``: run ``command`` on any host of the
+    inventory over a new SSH login as root (key, host key checked): (status, stdout, stderr)."""
+
+    def run(target: Host, command: str, stdin: str | None = None,
+            timeout: float = 60) -> tuple[int, str, str]:
+        client = key_login(str(target.primary_address), "root", ssh_identity_file, known_hosts)
+        try:
+            channel_in, out, err = client.exec_command(command, timeout=timeout)
+            if stdin is not None:
+                channel_in.write(stdin)
+            channel_in.channel.shutdown_write()
+            text, errors = out.read().decode(), err.read().decode()
+            return out.channel.recv_exit_status(), text, errors
+        finally:
+            client.close()
+
+    return run
+
+
 class Login:
     """A logged-in paramiko client; ``run(command)`` gives exit status, stdout and stderr."""
 
@@ -269,6 +321,32 @@ def _check_host_key(address: str, key: paramiko.PKey, known_hosts: Path) -> None
     if known.get(key.get_name()) != key:
         raise paramiko.SSHException(f"{address}: host key {key.get_name()} "
                                     f"{key.fingerprint} is not the one in {known_hosts}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The size of the reachability matrix per municipality: allowed and denied pairs probed."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call":
+                continue
+            props = dict(getattr(report, "user_properties", []))
+            group = props.get("probe_group")
+            if group is None:
+                continue
+            row = counts.setdefault(str(group), {})
+            key = f"{props['probe_expected']} {outcome}"
+            row[key] = row.get(key, 0) + 1
+    if not counts:
+        return
+    terminalreporter.section("reachability matrix: pairs probed per municipality")
+    for group, row in counts.items():
+        allowed = row.get("allow passed", 0) + row.get("allow failed", 0)
+        denied = row.get("deny passed", 0) + row.get("deny failed", 0)
+        failed = row.get("allow failed", 0) + row.get("deny failed", 0)
+        terminalreporter.write_line(
+            f"{group}: {allowed + denied} probed, {allowed} allowed, {denied} denied"
+            + (f", {failed} NOT AS THE POLICY SAYS" if failed else ", all as the policy says"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:

@@ -82,7 +82,7 @@ def test_up_builds_every_host_and_network(
     first_up: subprocess.CompletedProcess[str], tiny: topology.Topology
 ) -> None:
     assert first_up.returncode == 0, first_up.stderr
-    assert "lab tiny is up: 4 hosts on 4 networks" in first_up.stdout
+    assert "lab tiny is up: 7 hosts on 7 networks" in first_up.stdout
     names = docker("ps", "--filter", "label=municloud.lab=tiny", "--format", "{{.Names}}").split()
     assert sorted(names) == sorted(c.docker_name for c in tiny.containers)
 
@@ -107,7 +107,7 @@ def test_second_up_changes_nothing(first_up: subprocess.CompletedProcess[str]) -
 def test_status_lists_hosts_and_addresses(first_up: subprocess.CompletedProcess[str]) -> None:
     status = municloud("lab", "status", "--inventory", str(TINY))
     assert status.returncode == 0
-    assert "4/4 hosts running" in status.stdout
+    assert "7/7 hosts running" in status.stdout
     assert "matsue-lgwan-term" in status.stdout and "lgwan=198.19.202.10" in status.stdout
 
 
@@ -125,7 +125,7 @@ def test_segment_traffic_goes_through_the_gateway(
         "ip route get 198.19.203.10; ping -c 1 -W 2 198.19.203.10 >/dev/null && echo reached",
     )
     assert code == 0 and "via 198.19.202.1" in out, out
-    assert "reached" in out  # the gateway forwards (no firewall yet: the lab only routes)
+    assert "reached" in out  # the gateway forwards (no ruleset yet: a fresh lab only routes)
     # ... and the reply came back through the gateway too: the far side routes via its gateway.
     code, out = ssh("198.19.203.10", "ip route show default")
     assert code == 0
@@ -156,7 +156,7 @@ def test_ansible_reaches_the_lab_without_hand_edits(
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("SUCCESS") == 4
+    assert proc.stdout.count("SUCCESS") == 7
 
 
 def test_a_stopped_host_is_started_again_with_its_routes(
@@ -201,7 +201,7 @@ def test_acceptance_fails_before_the_baseline_and_passes_after(
     first_up: subprocess.CompletedProcess[str],
     tmp_path: Path,
 ) -> None:
-    """The acceptance tests prove the role: on a fresh lab they fail, after site.yml they pass."""
+    """The acceptance tests prove the roles: on a fresh lab they fail, after site.yml they pass."""
     before = _acceptance(tmp_path, "before")
     for clause in (
         "baseline.admin.account",
@@ -209,6 +209,10 @@ def test_acceptance_fails_before_the_baseline_and_passes_after(
         "baseline.ssh.hardened",
         "baseline.ssh.modern-crypto",
         "baseline.time.jst",
+        # No firewall yet: denied pairs connect, and nothing listens on the service ports.
+        "segments.ssh.management-only",
+        "segments.default-deny",
+        "segments.no-bypass",  # Debian's sshd allows TCP forwarding
     ):
         assert "failed" in before[clause], (clause, before)
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
@@ -236,7 +240,7 @@ def test_a_lab_left_by_another_clone_is_made_again_with_this_key(
     KEY.with_suffix(".pub").rename(tmp_path / "old-key.pub")
     again = municloud("lab", "up", "--inventory", str(TINY))
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("making it again") == 4
+    assert again.stdout.count("making it again") == 7
     code, out = ssh("198.19.202.10", "hostname")  # the new key and the new host keys work
     assert code == 0 and out.strip() == "matsue-lgwan-term"
 

@@ -2,45 +2,15 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from sample_edit import REPO, SAMPLE, hosts, municipality, write
 
 from municloud import inventory
 from municloud.cli import main as cli
 from municloud.segments import GuidelineModel, HostRole, Segment
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "inventories" / "sample"
-SAMPLE_DATA = yaml.safe_load((SAMPLE / "hosts.yml").read_text(encoding="utf-8"))
-MUN = ("all", "children", "municipalities", "children")
-
-
-def dig(data: dict[str, Any], *path: str) -> Any:
-    for key in path:
-        data = data[key]
-    return data
-
-
-def write(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
-    data = copy.deepcopy(SAMPLE_DATA)
-    edit(data)
-    inv = tmp_path / "broken"
-    inv.mkdir()
-    (inv / "hosts.yml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return inv
-
-
-def municipality(data: dict[str, Any], group: str = "tottori_shi") -> dict[str, Any]:
-    return dig(data, *MUN, group, "vars", "municloud_municipality")
-
-
-def hosts(data: dict[str, Any], group: str = "tottori_shi") -> dict[str, Any]:
-    return dig(data, *MUN, group, "hosts")
 
 
 @pytest.mark.parametrize("name", ["sample", "okayama"])
@@ -270,11 +240,138 @@ def test_inventory_is_an_ordinary_ansible_inventory(name: str) -> None:
 
     tool = Path(sys.executable).with_name("ansible-inventory")
     inv = REPO / "inventories" / name
-    proc = subprocess.run([str(tool), "-i", str(inv), "--graph"], capture_output=True, text=True,
-                          check=True, env={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-                                           "PATH": str(tool.parent)})
+    proc = subprocess.run(
+        [str(tool), "-i", str(inv), "--graph"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": str(tool.parent)},
+    )
     prefecture = inventory.load(inv)
     for m in prefecture.municipalities:
         assert f"@{m.group}:" in proc.stdout
     for host in prefecture.hosts:
         assert f"--{host.name}\n" in proc.stdout
+
+
+# --- what a new user runs into, beyond the schema ----------------------------------------------
+
+
+def test_a_file_that_is_not_utf8_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    text = (SAMPLE / "hosts.yml").read_text(encoding="utf-8")
+    (tmp_path / "hosts.yml").write_bytes(
+        text.encode("utf-8").replace("鳥取県".encode(), "鳥取県".encode("shift_jis"), 1)
+    )
+    with pytest.raises(inventory.InventoryError) as caught:
+        inventory.load(tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.key.startswith("line ") and "not UTF-8" in problem.message
+    assert "UTF-8" in problem.fix
+
+
+def test_a_key_given_twice_is_a_problem_not_a_lost_municipality(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys: a second group named like the first would silently
+    replace it ("ok: 2 municipalities")."""
+    text = (SAMPLE / "hosts.yml").read_text(encoding="utf-8")
+    (tmp_path / "hosts.yml").write_text(
+        text.replace("        yonago_shi:", "        tottori_shi:"), encoding="utf-8"
+    )
+    with pytest.raises(inventory.InventoryError) as caught:
+        inventory.load(tmp_path)
+    first = caught.value.problems[0]
+    assert "'tottori_shi' is given twice" in first.message
+    assert first.key.startswith("line ")
+
+
+def test_a_range_given_twice_is_reported_first_and_its_addresses_point_back_to_it(
+    tmp_path: Path,
+) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        municipality(d, "yonago_shi")["segments"]["lgwan"] = "198.18.17.0/24"
+
+    with pytest.raises(inventory.InventoryError) as caught:
+        inventory.load(write(tmp_path, edit))
+    problems = caught.value.problems
+    assert "overlaps 198.18.17.0/24" in problems[0].message
+    derived = [p for p in problems if "is outside the yonago_shi.lgwan range" in p.message]
+    assert derived and all("first check the range" in p.fix for p in derived)
+    assert not any("gateways" in p.message for p in problems)  # the gateway is still one
+
+
+def test_a_gateway_with_a_bad_address_is_not_a_missing_gateway(tmp_path: Path) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        hosts(d)["tottori-shi-gw"]["municloud_addresses"]["lgwan"] = "198.18.99.1"
+
+    with pytest.raises(inventory.InventoryError) as caught:
+        inventory.load(write(tmp_path, edit))
+    assert not any("gateways" in p.message for p in caught.value.problems)
+    assert any("198.18.99.1 is outside" in p.message for p in caught.value.problems)
+
+
+def test_model_variables_in_host_vars_are_refused(tmp_path: Path) -> None:
+    """Ansible would take them from host_vars and the model from hosts.yml: they would differ."""
+    inv = write(tmp_path, lambda d: None)
+    (inv / "host_vars").mkdir()
+    (inv / "host_vars" / "tottori-shi-lgwan-term.yml").write_text("municloud_role: gateway\n")
+    with pytest.raises(inventory.InventoryError) as caught:
+        inventory.load(inv)
+    (problem,) = caught.value.problems
+    assert (
+        problem.key == "municloud_role"
+        and "host_vars/tottori-shi-lgwan-term.yml" in problem.message
+    )
+    assert "hosts.yml" in problem.fix
+
+
+def test_management_addresses_come_from_group_vars_all(tmp_path: Path) -> None:
+    inv = write(tmp_path, lambda d: None)
+    (inv / "group_vars" / "all").mkdir(parents=True)
+    (inv / "group_vars" / "all" / "connection.yml").write_text(
+        "municloud_management: [192.0.2.10, 198.51.100.0/28]\n"
+        "secret: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  3132\n"
+    )
+    prefecture = inventory.load(inv)
+    assert [str(n) for n in prefecture.management] == ["192.0.2.10/32", "198.51.100.0/28"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("192.0.2.10", "expected a list"), (["192.0.2.300"], "not an address")],
+)
+def test_bad_management_addresses(tmp_path: Path, value: object, message: str) -> None:
+    inv = write(tmp_path, lambda d: d["all"]["vars"].update(municloud_management=value))
+    with pytest.raises(inventory.InventoryError) as caught:
+        inventory.load(inv)
+    assert any(
+        message in p.message and "municloud_management" in p.key for p in caught.value.problems
+    )
+
+
+def test_a_group_name_ansible_would_rewrite_is_refused(tmp_path: Path) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        groups = d["all"]["children"]["municipalities"]["children"]
+        groups["tottori-shi"] = groups.pop("tottori_shi")
+
+    with pytest.raises(inventory.InventoryError) as caught:
+        inventory.load(write(tmp_path, edit))
+    assert any(
+        "'tottori-shi' is not a name Ansible accepts" in p.message for p in caught.value.problems
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "address", "message"),
+    [
+        ("tottori-shi-update-relay", {"internet": "198.18.18.20"}, "does not sit in the internet"),
+        ("tottori-shi-screen", {"lgwan": "198.18.17.40"}, "no flow of model alpha reaches"),
+    ],
+)
+def test_a_host_where_its_role_may_not_sit_is_refused(
+    tmp_path: Path, host: str, address: dict[str, str], message: str
+) -> None:
+    inv = write(tmp_path, lambda d: hosts(d)[host].update(municloud_addresses=address))
+    with pytest.raises(inventory.InventoryError) as caught:
+        inventory.load(inv)
+    assert any(message in p.message and host in p.key for p in caught.value.problems), [
+        str(p) for p in caught.value.problems
+    ]

@@ -39,15 +39,23 @@ def test_segment_hosts_route_through_their_gateway(sample: inventory.Prefecture)
     topo = topology.build(sample)
     term = next(c for c in topo.containers if c.host.name == "yonago-shi-lgwan-term")
     assert [(r.destination, str(r.via)) for r in term.routes] == [("default", "198.18.21.1")]
-    assert "NET_ADMIN" not in term.capabilities
 
 
-def test_gateways_forward_and_manage_their_firewall(sample: inventory.Prefecture) -> None:
+def test_gateways_forward_and_every_host_manages_its_firewall(
+    sample: inventory.Prefecture,
+) -> None:
     for c in topology.build(sample).containers:
         gateway = c.host.role is HostRole.GATEWAY
-        assert ("NET_ADMIN" in c.capabilities) is gateway
+        assert "NET_ADMIN" in c.capabilities  # every host loads its own nftables ruleset
+        assert "SYS_ADMIN" in c.capabilities and "NET_RAW" not in c.capabilities
         assert (("net.ipv4.ip_forward", "1") in c.sysctls) is gateway
         assert gateway == (len(c.networks) > 2 and c.host.municipality is not None)
+
+
+def test_management_addresses_are_the_lab_machines_own(sample: inventory.Prefecture) -> None:
+    topo = topology.build(sample)
+    assert topology.management_addresses(topo) == [str(n.host_address) for n in topo.networks]
+    assert "198.18.17.254" in topology.management_addresses(topo)
 
 
 def test_shared_hosts_reach_segments_through_each_gateway_leg(sample: inventory.Prefecture) -> None:

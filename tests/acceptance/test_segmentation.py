@@ -1,0 +1,232 @@
+"""Acceptance of the three-segment separation (三層の対策), by real packets both ways.
+
+The reachability matrix (municloud.policy.matrix) lists, for every municipality, every pair of a
+source host and a service of a destination host (its own hosts' and the shared ones'), and what
+the policy says must happen. Each pair is one test:
+
+* an allowed pair must connect: a TCP connection made on the source host (ICMP echo for ping);
+* a denied pair must fail to connect, and only counts once the destination is proven to listen:
+  the machine running the tests (a management address, the lab machine in the lab) connects to
+  the same address and port first.
+
+All probes of one source are made at once, in one SSH login to it (a small Python program on the
+host, standard library only), several sources at a time, once per test run however many xdist
+workers there are; so the whole matrix costs seconds, not minutes.
+
+Beside the matrix: the gateway really drops and counts what it denies, per zone pair; no host
+lets an SSH login tunnel around the gateway; and no host listens where the policy does not say.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import paramiko
+import pytest
+
+from municloud import policy
+from municloud.inventory import Host, Prefecture
+
+CONNECT_TIMEOUT = 3.0  # seconds; a dropped SYN takes this long to count as denied
+
+# Runs on the source host with its own python3: probes every (address, port) given on stdin,
+# all at once; port null means ICMP echo. Prints {"address port": "open" | "closed: why"}.
+PROBE = r"""
+import json, socket, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+targets, timeout = json.load(sys.stdin)
+def probe(t):
+    address, port = t
+    if port is None:
+        done = subprocess.run(["ping", "-n", "-c", "1", "-W", str(int(timeout)), address],
+                              capture_output=True, text=True)
+        return "open" if done.returncode == 0 else "closed: no echo reply"
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return "open"
+    except OSError as exc:
+        return "closed: " + (type(exc).__name__ if not str(exc) else str(exc))
+with ThreadPoolExecutor(max(1, min(len(targets), 400))) as pool:
+    results = list(pool.map(probe, targets))
+print(json.dumps({f"{a} {p}": r for (a, p), r in zip(targets, results)}))
+"""
+
+SOURCES_AT_ONCE = 8  # source hosts probing at the same time (each with all its probes at once)
+
+
+def _key(address: object, port: int | None) -> str:
+    return f"{address} {port}"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def _probe_here(target: tuple[str, int | None]) -> str:
+    """One probe from this machine (a management address): the proof that a destination listens."""
+    address, port = target
+    if port is None:
+        done = subprocess.run(
+            ["ping", "-n", "-c", "1", "-W", str(int(CONNECT_TIMEOUT)), address],
+            capture_output=True,
+            check=False,
+        )
+        return "open" if done.returncode == 0 else "closed: no echo reply"
+    try:
+        with socket.create_connection((address, port), timeout=CONNECT_TIMEOUT):
+            return "open"
+    except OSError as exc:
+        return f"closed: {exc}"
+
+
+def _probe_all(
+    matrix: list[policy.Probe], run_as_root: Callable[..., tuple[int, str, str]]
+) -> dict[str, dict[str, str]]:
+    """Every probe of the matrix: {source host: {"address port": result}}, and under "" the
+    same destinations probed from this machine."""
+    by_source: dict[str, tuple[Host, list[tuple[str, int | None]]]] = {}
+    for p in matrix:
+        by_source.setdefault(p.source.name, (p.source, []))[1].append((str(p.address), p.port))
+
+    def from_host(name: str) -> dict[str, str]:
+        source, targets = by_source[name]
+        targets = sorted(set(targets), key=str)
+        status, out, err = run_as_root(
+            source,
+            "python3 -c " + _quote(PROBE),
+            stdin=json.dumps([targets, CONNECT_TIMEOUT]),
+            timeout=120,
+        )
+        if status != 0:
+            raise AssertionError(f"the probe program failed on {name}: {err}")
+        return dict(json.loads(out))
+
+    here = sorted({(str(p.address), p.port) for p in matrix}, key=str)
+    with ThreadPoolExecutor(max(1, min(len(here), 400))) as pool:
+        results = {
+            "": {_key(a, p): r for (a, p), r in zip(here, pool.map(_probe_here, here), strict=True)}
+        }
+    with ThreadPoolExecutor(SOURCES_AT_ONCE) as pool:
+        results.update(zip(by_source, pool.map(from_host, by_source), strict=True))
+    return results
+
+
+@pytest.fixture(scope="session")
+def matrix(prefecture: Prefecture) -> list[policy.Probe]:
+    return policy.matrix(prefecture)
+
+
+@pytest.fixture(scope="session")
+def probe_results(
+    matrix: list[policy.Probe],
+    run_as_root: Callable[..., tuple[int, str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, dict[str, str]]:
+    """The whole matrix probed once per test run, whatever the number of xdist workers: the
+    first worker to ask probes (under a lock) and writes the results where the others read."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = shared / "reachability.json"
+    with (shared / "reachability.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            path.write_text(json.dumps(_probe_all(matrix, run_as_root)))
+    return dict(json.loads(path.read_text()))
+
+
+def test_reachability(probe: policy.Probe, probe_results: dict[str, dict[str, str]]) -> None:
+    what = (
+        f"{probe.source.name} -> {probe.destination.name} {probe.address} "
+        f"{probe.service}{f'/{probe.port}' if probe.port else ''}"
+    )
+    got = probe_results[probe.source.name][_key(probe.address, probe.port)]
+    if probe.expected:
+        assert got == "open", f"{what}: allowed by the flow {probe.flow}, but {got}"
+        return
+    proof = probe_results[""][_key(probe.address, probe.port)]
+    assert proof == "open", (
+        f"{what}: the destination does not answer a management address "
+        f"({proof}), so a denial here would prove nothing"
+    )
+    assert got != "open", f"{what}: no flow allows this, but it connected"
+
+
+# --- the gateway drops, counts and logs what it denies, per zone pair ---------------------------
+
+
+def _counter(host: Any, prefix: str) -> int:
+    """The packets counted by the forward-chain rule whose log prefix starts with ``prefix``."""
+    chain = json.loads(host.check_output("nft -j list chain inet municloud forward"))
+    for item in chain["nftables"]:
+        rule = item.get("rule")
+        if not rule:
+            continue
+        exprs = rule["expr"]
+        logs = [e["log"]["prefix"] for e in exprs if "log" in e]
+        if logs and logs[0].startswith(prefix):
+            return int(next(e["counter"]["packets"] for e in exprs if "counter" in e))
+    raise AssertionError(f"no rule logging {prefix!r} in the forward chain")
+
+
+@pytest.mark.clause("segments.individual-number.isolated")
+@pytest.mark.roles("gateway")
+def test_gateway_drops_and_counts_per_zone_pair(
+    host: Any,
+    lab_host: Host,
+    prefecture: Prefecture,
+    run_as_root: Callable[..., tuple[int, str, str]],
+) -> None:
+    """A connection from the individual-number segment to the internet segment is dropped by the
+    gateway's rule for that zone pair, whose log prefix names the municipality; its counter
+    shows the packets it dropped."""
+    m = prefecture.municipality(str(lab_host.municipality))
+    source = next(h for h in m.hosts if h.segment and h.segment.value == "individual_number")
+    target = next(h for h in m.hosts if h.segment and h.segment.value == "internet")
+    prefix = f"municloud drop {m.code} individual_number>internet"
+    before = _counter(host, prefix)
+    status, _, _ = run_as_root(
+        source,
+        "python3 -c 'import socket; socket.create_connection("
+        f'("{target.primary_address}", 22), timeout=2)\'',
+    )
+    assert status != 0, f"{source.name} connected to {target.name}: the gateway let it through"
+    assert _counter(host, prefix) > before, f"the gateway did not count it under {prefix!r}"
+
+
+# --- no way around the gateway --------------------------------------------------------------------
+
+
+@pytest.mark.clause("segments.no-bypass")
+def test_ssh_refuses_to_tunnel(ssh_login: Callable[[str], Any]) -> None:
+    """A login may not carry a TCP tunnel (direct-tcpip), which would be a path past the gateway:
+    sshd answers "administratively prohibited". Loopback only is asked for: no packet leaves."""
+    transport = ssh_login("root").client.get_transport()
+    assert transport is not None
+    with pytest.raises(paramiko.ChannelException) as refused:
+        transport.open_channel("direct-tcpip", ("127.0.0.1", 22), ("127.0.0.1", 0))
+    assert refused.value.code == 1  # SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+
+
+@pytest.mark.clause("segments.no-bypass")
+def test_host_listens_only_where_the_policy_says(
+    host: Any, lab_host: Host, prefecture: Prefecture
+) -> None:
+    """Every TCP port the host listens on, on any address but loopback, is one of its services."""
+    allowed = {port for s in policy.services_on(prefecture, lab_host) for port in s.ports}
+    found = set()
+    for line in host.check_output("ss -Hltn").splitlines():
+        local = line.split()[3]
+        address, _, port = local.rpartition(":")
+        address = address.strip("[]").split("%")[0]
+        if address not in ("*", "") and ipaddress.ip_address(address).is_loopback:
+            continue
+        found.add(int(port))
+    assert found <= allowed, f"listening outside the policy: {sorted(found - allowed)}"

@@ -1,0 +1,220 @@
+"""Rolling the segment policy out safely, on the two-town tiny lab (島根県: 松江市 β, 出雲市 α).
+
+What an integrator must be able to trust before running site.yml on a whole prefecture:
+
+* ``--check --diff`` shows a ruleset change before it is applied, and applies nothing;
+* a ruleset that ``nft -c`` rejects leaves the file and the ruleset in force untouched, and the
+  play names the municipality, the file and nft's own message;
+* a ruleset that cuts the controller off is restored by the gateway itself within the confirm
+  time, and the play says so;
+* one broken municipality stops the run before the next is touched;
+* a second run changes nothing;
+* a denied packet is logged with a prefix naming the municipality and the zone pair.
+
+Needs root and a Docker engine, like the other lab tests. The module converges the tiny lab once
+and leaves it converged (test_lab_lifecycle.py remakes it from scratch afterwards).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from municloud import inventory
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "tests" / "lab" / "inventories" / "tiny"
+MATSUE_GW = "mc-tiny-matsue-gw"
+IZUMO_GW = "mc-tiny-izumo-gw"
+CONFIRM_SECONDS = 20
+
+
+def municloud(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "municloud.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def playbook(*args: str) -> subprocess.CompletedProcess[str]:
+    """site.yml on the tiny lab, as an integrator runs it (plain ansible-playbook)."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    tool = Path(sys.executable).with_name("ansible-playbook")
+    return subprocess.run(
+        [str(tool), "-i", str(TINY), "playbooks/site.yml", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def on(container: str, command: str) -> str:
+    """Read something on a lab host (docker exec: this is inspection, not the proof itself)."""
+    return subprocess.run(
+        ["docker", "exec", container, "sh", "-c", command],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def in_force(container: str) -> str:
+    return on(container, "nft -s list table inet municloud")
+
+
+def file_digest(container: str) -> str:
+    return hashlib.sha256(on(container, "cat /etc/nftables.conf").encode()).hexdigest()
+
+
+def changed_hosts(output: str) -> dict[str, int]:
+    return {
+        m[1]: int(m[2]) for m in re.finditer(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)
+    }
+
+
+@pytest.fixture(scope="module")
+def converged() -> Iterator[None]:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    up = municloud("lab", "up", "--inventory", str(TINY))
+    assert up.returncode == 0, up.stdout + up.stderr
+    first = playbook()
+    assert first.returncode == 0, first.stdout[-4000:]
+    yield
+
+
+@pytest.fixture
+def host_vars() -> Iterator[Path]:
+    """A host_vars directory for one test (an integrator's per-host override), removed after."""
+    directory = TINY / "host_vars"
+    directory.mkdir(exist_ok=True)
+    yield directory
+    for f in directory.iterdir():
+        f.unlink()
+    directory.rmdir()
+
+
+def test_second_run_changes_nothing(converged: None) -> None:
+    again = playbook()
+    assert again.returncode == 0, again.stdout[-3000:]
+    counts = changed_hosts(again.stdout)
+    assert len(counts) == len(inventory.load(TINY).hosts)
+    assert set(counts.values()) == {0}, counts
+
+
+def test_check_diff_shows_a_ruleset_change_and_applies_nothing(converged: None) -> None:
+    before, digest = in_force(MATSUE_GW), file_digest(MATSUE_GW)
+    check = playbook("--check", "--diff", "-e", "firewall_drop_log_limit=4/second")
+    assert check.returncode == 0, check.stdout[-3000:]
+    assert re.search(r"^-.*limit rate 5/second burst 10 packets log prefix", check.stdout, re.M)
+    assert re.search(
+        r"^\+.*limit rate 4/second log prefix \"municloud drop 322016 ", check.stdout, re.M
+    )
+    assert in_force(MATSUE_GW) == before and file_digest(MATSUE_GW) == digest
+
+
+def test_a_ruleset_nft_rejects_changes_nothing_and_names_the_municipality(
+    converged: None,
+) -> None:
+    before, digest = in_force(MATSUE_GW), file_digest(MATSUE_GW)
+    bad = playbook("--limit", "matsue-gw", "-e", "firewall_drop_log_limit=ten/fortnight")
+    assert bad.returncode != 0
+    message = bad.stdout
+    assert (
+        "松江市 (322016), matsue-gw: nft refused the new ruleset for /etc/nftables.conf" in message
+    )
+    assert "Error: syntax error" in message and "ten/fortnight" in message  # nft's own words
+    assert in_force(MATSUE_GW) == before and file_digest(MATSUE_GW) == digest
+
+
+def test_a_ruleset_that_cuts_the_controller_off_is_rolled_back_by_the_gateway(
+    converged: None,
+) -> None:
+    """The new ruleset lets SSH in only from an address the controller does not have: the
+    confirmation over a new connection cannot arrive, and the gateway restores the old ruleset
+    by itself within the confirm time."""
+    before, digest = in_force(MATSUE_GW), file_digest(MATSUE_GW)
+    started = time.monotonic()
+    cut = playbook(
+        "--limit",
+        "matsue-gw",
+        "-e",
+        '{"municloud_management": ["198.19.255.1"]}',
+        "-e",
+        f"firewall_confirm_seconds={CONFIRM_SECONDS}",
+        "-e",
+        "firewall_confirm_connect_timeout=5",
+    )
+    elapsed = time.monotonic() - started
+    assert cut.returncode != 0
+    assert "matsue-gw: the new ruleset cut the controller off" in cut.stdout
+    assert "restored the previous ruleset by itself at" in cut.stdout  # what the gateway says
+    assert in_force(MATSUE_GW) == before and file_digest(MATSUE_GW) == digest
+    rolled_at = on(MATSUE_GW, "stat -c %Y /var/lib/municloud/nft/rolled-back")
+    loaded_at = on(MATSUE_GW, "stat -c %Y /var/lib/municloud/nft/previous.nft")
+    assert 0 <= int(rolled_at) - int(loaded_at) <= CONFIRM_SECONDS + 5
+    assert elapsed < CONFIRM_SECONDS + 90
+    # ... and the next run finds the gateway as it was, and changes nothing.
+    again = playbook("--limit", "matsue-gw")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert changed_hosts(again.stdout) == {"matsue-gw": 0}
+
+
+def test_one_broken_municipality_stops_the_run_before_the_next(
+    converged: None, host_vars: Path
+) -> None:
+    """松江市 comes first in the inventory; a gateway ruleset nft refuses there must leave 出雲市's
+    hosts untouched by the firewall play."""
+    (host_vars / "matsue-gw.yml").write_text("---\nfirewall_drop_log_limit: ten/fortnight\n")
+    on(IZUMO_GW, "nft delete table inet municloud")  # so a touch would show
+    try:
+        run = playbook()
+        assert run.returncode != 0
+        assert "matsue-gw: nft refused the new ruleset" in run.stdout
+        rollout = run.stdout.split("PLAY [Gateways and host firewalls", 1)[1]
+        rollout = rollout.split("PLAY RECAP", 1)[0]
+        assert "matsue-gw" in rollout and "izumo-" not in rollout
+        assert "inet municloud" not in on(IZUMO_GW, "nft list tables")
+    finally:
+        (host_vars / "matsue-gw.yml").unlink()
+        fixed = playbook()
+        assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert "table inet municloud" in on(IZUMO_GW, "nft list tables")
+
+
+def test_a_denied_packet_is_logged_with_municipality_and_zone_pair(converged: None) -> None:
+    """β: an LGWAN terminal may not reach the internet segment. The gateway drops the packet and
+    the kernel log says "municloud drop 322016 lgwan>internet" (the lab lets container netfilter
+    logs through: net.netfilter.nf_log_all_netns)."""
+    marker = "municloud drop 322016 lgwan>internet"
+    before = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+    count = before.count(marker)
+    attempt = on(
+        "mc-tiny-matsue-lgwan-term",
+        'python3 -c \'import socket; socket.create_connection(("198.19.203.10", 22), '
+        "timeout=2)' 2>&1 || echo denied",
+    )
+    assert "denied" in attempt
+    for _ in range(10):
+        after = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+        if after.count(marker) > count:
+            break
+        time.sleep(0.5)
+    lines = [line for line in after.splitlines() if marker in line]
+    assert len(lines) > count, "no drop log line with the municipality and zone pair"
+    assert "SRC=198.19.202.10 DST=198.19.203.10" in lines[-1] and "DPT=22" in lines[-1]

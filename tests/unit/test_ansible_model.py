@@ -1,0 +1,141 @@
+"""The roles reach the model through the filter plugin, in a real ansible-playbook run (no lab:
+the tasks here run on the controller and touch no host).
+
+* the plugin gives the same ruleset as the package, from hosts.yml and from an inventory with no
+  such file (AWX imports inventories into its database; ``ansible-inventory --list`` stands in);
+* site.yml refuses an inventory the model rejects before any host is touched;
+* the roll-out batches of site.yml are one municipality each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sample_edit import REPO, SAMPLE, municipality, write
+
+from municloud import inventory, nftables
+
+BIN = Path(sys.executable).parent
+MANAGEMENT = ["198.18.17.254", "198.18.1.254"]
+
+
+def ansible(tool: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_STRATEGY": "linear",
+        "ANSIBLE_DEPRECATION_WARNINGS": "false",
+    }
+    return subprocess.run(
+        [str(BIN / tool), *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def rendered(inventory_source: Path, host: str, tmp_path: Path) -> str:
+    playbook = tmp_path / "render.yml"
+    out = tmp_path / f"{host}.nft"
+    playbook.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.copy:\n"
+        f"        dest: {out}\n"
+        '        content: "{{ hostvars | municloud_ruleset(groups, inventory_hostname) }}"\n'
+        "        mode: '0644'\n"
+        "      delegate_to: localhost\n"
+    )
+    done = ansible(
+        "ansible-playbook",
+        "-i",
+        str(inventory_source),
+        str(playbook),
+        "-l",
+        host,
+        "-e",
+        json.dumps({"municloud_management": MANAGEMENT}),
+        "-e",
+        "ansible_connection=local",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out.read_text()
+
+
+def expected(host: str) -> str:
+    loaded = inventory.load(SAMPLE)
+    loaded = dataclasses.replace(
+        loaded, management=tuple(ipaddress.IPv4Network(a) for a in MANAGEMENT)
+    )
+    return nftables.ruleset(loaded, host)
+
+
+@pytest.mark.parametrize("host", ["tottori-shi-gw", "yonago-shi-screen", "sc-proxy"])
+def test_the_filter_renders_what_the_package_renders(tmp_path: Path, host: str) -> None:
+    assert rendered(SAMPLE, host, tmp_path) == expected(host)
+
+
+def test_the_filter_works_without_the_inventory_file(tmp_path: Path) -> None:
+    """As on AWX: only what Ansible resolved, every variable on its host, no hosts.yml behind it
+    and no group_vars (``ansible-inventory --list`` without --export flattens them)."""
+    listed = ansible("ansible-inventory", "-i", str(SAMPLE), "--list", "--yaml")
+    assert listed.returncode == 0, listed.stderr
+    data = yaml.safe_load(listed.stdout)
+
+    def strip(group: dict[str, Any]) -> None:
+        for host_vars in (group.get("hosts") or {}).values():
+            for key in [k for k in host_vars if not k.startswith("municloud_")]:
+                del host_vars[key]  # keep the model only: no lab connection settings
+            host_vars.pop("municloud_management", None)
+        for child in (group.get("children") or {}).values():
+            strip(child)
+
+    strip(data["all"])
+    copy = tmp_path / "awx" / "inventory.yml"
+    copy.parent.mkdir()
+    copy.write_text(yaml.safe_dump(data, allow_unicode=True))
+    assert "municloud_municipality" not in json.dumps(data["all"].get("vars", {}))
+    assert rendered(copy, "tottori-shi-gw", tmp_path) == expected("tottori-shi-gw")
+
+
+def test_site_yml_refuses_a_bad_inventory_before_touching_any_host(tmp_path: Path) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        municipality(d)["flows"] = [
+            {"name": "mynumber-web", "from": "individual_number", "to": "proxy", "reason": "a wish"}
+        ]
+
+    inv = write(tmp_path, edit)
+    run = ansible("ansible-playbook", "-i", str(inv), str(REPO / "playbooks" / "site.yml"))
+    assert run.returncode != 0
+    assert "The inventory is not valid; nothing was changed" in run.stdout
+    assert "the flow 'mynumber-web'" in run.stdout and "individual-number-no-internet" in run.stdout
+    assert "PLAY [Baseline" not in run.stdout  # no later play started
+    assert "UNREACHABLE" not in run.stdout  # and no host was even connected to
+
+
+def test_rollout_batches_are_one_municipality_each(tmp_path: Path) -> None:
+    """site.yml's first play groups the hosts by municipality; its roll-out play takes one
+    group at a time. The same two plays, with a task that says which towns each batch holds."""
+    site = yaml.safe_load((REPO / "playbooks" / "site.yml").read_text(encoding="utf-8"))
+    check, rollout = site[0], site[-1]
+    assert rollout["serial"] == "{{ groups | municloud_rollout_batches }}"
+    rollout = {**rollout, "become": False, "tasks": [{
+        "ansible.builtin.debug": {"msg": "BATCH {{ ansible_play_batch | map('extract', hostvars, "
+                                         "['municloud_municipality', 'code']) | unique "
+                                         "| join(',') }}"},
+        "run_once": True}]}
+    rollout.pop("roles")
+    playbook = tmp_path / "batches.yml"
+    playbook.write_text(yaml.safe_dump([check, rollout], allow_unicode=True))
+    run = ansible("ansible-playbook", "-i", str(SAMPLE), str(playbook),
+                  "-e", "ansible_connection=local")
+    assert run.returncode == 0, run.stdout
+    batches = [line.split("BATCH ", 1)[1].strip().strip("'\"") for line in run.stdout.splitlines()
+               if "BATCH " in line]
+    assert batches == ["312011", "312029", "312037"]
