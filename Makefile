@@ -14,7 +14,7 @@ LAB_INVENTORIES ?= inventories/sample inventories/okayama
 REPORTS := reports
 PYTEST_WORKERS ?= 4
 
-.PHONY: demo test install unit lint lab-up lab-down converge acceptance report test-lab bench clean
+.PHONY: demo test install unit lint lab-up lab-down converge acceptance report diagrams docs test-lab bench bench-matrix clean
 
 ## demo: install, build the sample lab, deploy everything, run the acceptance tests, show the result
 demo: install
@@ -22,6 +22,7 @@ demo: install
 	municloud lab up --inventory $(INVENTORY)
 	ansible-playbook -i $(INVENTORY) playbooks/site.yml
 	-$(MAKE) --no-print-directory acceptance INVENTORY=$(INVENTORY)
+	$(MAKE) --no-print-directory diagrams INVENTORY=$(INVENTORY)
 	municloud report --inventory $(INVENTORY) $(REPORTS)/acceptance-$(notdir $(INVENTORY)).xml
 
 ## test: the whole suite: lint, unit tests, then labs of every LAB_INVENTORIES and their acceptance
@@ -68,9 +69,23 @@ acceptance:
 report:
 	municloud report --inventory $(INVENTORY) $(REPORTS)/acceptance-$(notdir $(INVENTORY)).xml
 
+## diagrams: an SVG per municipality of its zones and allowed flows, for design documents
+diagrams:
+	@echo "diagrams of the allowed flows, one per municipality:"
+	@municloud diagram $(INVENTORY) --output $(REPORTS)/diagrams/$(notdir $(INVENTORY)) | sed 's/^/  /'
+
+## docs: write docs/flows.md again from the segment policy (a unit test says when it is stale)
+docs:
+	municloud flows > docs/flows.md
+
 ## bench: the lab and converge timings of the closing note (writes benchmarks/lab.figures.md)
 bench: install
 	$(BIN)/python benchmarks/lab.py
+
+## bench-matrix: size and time of the reachability matrix on the sample and okayama labs
+## (both up and converged first: make lab-up converge INVENTORY=...)
+bench-matrix: install
+	$(BIN)/python benchmarks/matrix.py
 
 clean:
 	for inv in $(LAB_INVENTORIES); do municloud lab down --inventory $$inv || true; done

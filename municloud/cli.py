@@ -14,6 +14,8 @@ from collections.abc import Sequence
 # subcommand path -> module with add_arguments(parser) and main(args) -> int
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("validate",): ("municloud.validate", "check an inventory and print every problem found"),
+    ("flows",): ("municloud.flowdoc", "print the segment policy: zones, flows, invariants"),
+    ("diagram",): ("municloud.diagram", "an SVG per municipality: its zones and allowed flows"),
     ("lab", "up"): ("municloud.lab.commands", "build the inventory's prefecture as containers"),
     ("lab", "status"): ("municloud.lab.commands", "list the lab's hosts, addresses and state"),
     ("lab", "down"): ("municloud.lab.commands", "remove every container and network of the lab"),

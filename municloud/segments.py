@@ -1,8 +1,8 @@
 """The words of the domain: segments, shared networks, guideline models, host roles.
 
-Everything here is data with one home (STYLE.md, "One model, many consumers"): the inventory
-model, the lab, the Ansible plugins, the Pulumi programs and the acceptance tests import these
-names instead of spelling them again.
+Everything here is data with one home (docs/architecture.md, "One inventory, one model"): the
+inventory model, the lab, the Ansible plugins, the Pulumi programs and the acceptance tests import
+these names instead of spelling them again.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Run a Pulumi program in-process under ``pulumi.runtime.set_mocks`` and record its whole graph.
 
 This is how the cloud programs are proven on machines where neither the Pulumi engine nor the AWS
-provider plugin can be installed (ARCHITECTURE.md section 3). It is used by the unit tests, by
+provider plugin can be installed (docs/architecture.md, "The clouds"). It is used by the tests, by
 ``municloud cloud plan`` and by ``benchmarks/cloud_plan.py``: one harness, so that what the tests
 prove is what the plan prints.
 

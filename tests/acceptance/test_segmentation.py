@@ -9,9 +9,9 @@ the policy says must happen. Each pair is one test:
   the machine running the tests (a management address, the lab machine in the lab) connects to
   the same address and port first.
 
-All probes of one source are made at once, in one SSH login to it (a small Python program on the
-host, standard library only), several sources at a time, once per test run however many xdist
-workers there are; so the whole matrix costs seconds, not minutes.
+All probes of one source are made at once, in one SSH login to it (municloud/probe.py: a small
+Python program run on the host, standard library only), several sources at a time, once per
+test run however many xdist workers there are; so the whole matrix costs seconds, not minutes.
 
 Beside the matrix: the gateway really drops and counts what it denies, per zone pair; no host
 lets an SSH login tunnel around the gateway; and no host listens where the policy does not say.
@@ -23,100 +23,15 @@ import fcntl
 import ipaddress
 import json
 import os
-import socket
-import subprocess
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import paramiko
 import pytest
 
 from municloud import policy
+from municloud import probe as municloud_probe
 from municloud.inventory import Host, Prefecture
-
-CONNECT_TIMEOUT = 3.0  # seconds; a dropped SYN takes this long to count as denied
-
-# Runs on the source host with its own python3: probes every (address, port) given on stdin,
-# all at once; port null means ICMP echo. Prints {"address port": "open" | "closed: why"}.
-PROBE = r"""
-import json, socket, subprocess, sys
-from concurrent.futures import ThreadPoolExecutor
-targets, timeout = json.load(sys.stdin)
-def probe(t):
-    address, port = t
-    if port is None:
-        done = subprocess.run(["ping", "-n", "-c", "1", "-W", str(int(timeout)), address],
-                              capture_output=True, text=True)
-        return "open" if done.returncode == 0 else "closed: no echo reply"
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return "open"
-    except OSError as exc:
-        return "closed: " + (type(exc).__name__ if not str(exc) else str(exc))
-with ThreadPoolExecutor(max(1, min(len(targets), 400))) as pool:
-    results = list(pool.map(probe, targets))
-print(json.dumps({f"{a} {p}": r for (a, p), r in zip(targets, results)}))
-"""
-
-SOURCES_AT_ONCE = 8  # source hosts probing at the same time (each with all its probes at once)
-
-
-def _key(address: object, port: int | None) -> str:
-    return f"{address} {port}"
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
-def _probe_here(target: tuple[str, int | None]) -> str:
-    """One probe from this machine (a management address): the proof that a destination listens."""
-    address, port = target
-    if port is None:
-        done = subprocess.run(
-            ["ping", "-n", "-c", "1", "-W", str(int(CONNECT_TIMEOUT)), address],
-            capture_output=True,
-            check=False,
-        )
-        return "open" if done.returncode == 0 else "closed: no echo reply"
-    try:
-        with socket.create_connection((address, port), timeout=CONNECT_TIMEOUT):
-            return "open"
-    except OSError as exc:
-        return f"closed: {exc}"
-
-
-def _probe_all(
-    matrix: list[policy.Probe], run_as_root: Callable[..., tuple[int, str, str]]
-) -> dict[str, dict[str, str]]:
-    """Every probe of the matrix: {source host: {"address port": result}}, and under "" the
-    same destinations probed from this machine."""
-    by_source: dict[str, tuple[Host, list[tuple[str, int | None]]]] = {}
-    for p in matrix:
-        by_source.setdefault(p.source.name, (p.source, []))[1].append((str(p.address), p.port))
-
-    def from_host(name: str) -> dict[str, str]:
-        source, targets = by_source[name]
-        targets = sorted(set(targets), key=str)
-        status, out, err = run_as_root(
-            source,
-            "python3 -c " + _quote(PROBE),
-            stdin=json.dumps([targets, CONNECT_TIMEOUT]),
-            timeout=120,
-        )
-        if status != 0:
-            raise AssertionError(f"the probe program failed on {name}: {err}")
-        return dict(json.loads(out))
-
-    here = sorted({(str(p.address), p.port) for p in matrix}, key=str)
-    with ThreadPoolExecutor(max(1, min(len(here), 400))) as pool:
-        results = {
-            "": {_key(a, p): r for (a, p), r in zip(here, pool.map(_probe_here, here), strict=True)}
-        }
-    with ThreadPoolExecutor(SOURCES_AT_ONCE) as pool:
-        results.update(zip(by_source, pool.map(from_host, by_source), strict=True))
-    return results
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +53,7 @@ def probe_results(
     with (shared / "reachability.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.exists():
-            path.write_text(json.dumps(_probe_all(matrix, run_as_root)))
+            path.write_text(json.dumps(municloud_probe.probe_all(matrix, run_as_root)))
     return dict(json.loads(path.read_text()))
 
 
@@ -147,11 +62,11 @@ def test_reachability(probe: policy.Probe, probe_results: dict[str, dict[str, st
         f"{probe.source.name} -> {probe.destination.name} {probe.address} "
         f"{probe.service}{f'/{probe.port}' if probe.port else ''}"
     )
-    got = probe_results[probe.source.name][_key(probe.address, probe.port)]
+    got = probe_results[probe.source.name][municloud_probe.key(probe.address, probe.port)]
     if probe.expected:
         assert got == "open", f"{what}: allowed by the flow {probe.flow}, but {got}"
         return
-    proof = probe_results[""][_key(probe.address, probe.port)]
+    proof = probe_results[municloud_probe.HERE][municloud_probe.key(probe.address, probe.port)]
     assert proof == "open", (
         f"{what}: the destination does not answer a management address "
         f"({proof}), so a denial here would prove nothing"
