@@ -112,6 +112,13 @@ VIOLATIONS = {
         "direct-web",
         {"internet-segment-via-security-cloud"},
     ),
+    # LGWAN-ASP fetching from the internet: the internet segment gets out through it, around the
+    # proxy: sanitiser -> file server (LGWAN) -> LGWAN-ASP -> internet.
+    "around the proxy, through a host that is no internet exit": (
+        _site(None, _flow("asp-to-web", "lgwan_backbone", "web", roles=["lgwan_asp"])),
+        "asp-to-web",
+        {"internet-segment-via-security-cloud"},
+    ),
     "into the individual-number segment from the internet segment": (
         _site(
             "kurayoshi_shi",
