@@ -27,7 +27,6 @@ from municloud.flows import (
     INVARIANTS,
     MUNICIPALITY_ZONES,
     ROLE_ZONES,
-    SEGMENT_ZONES,
     SHARED_ZONES,
     Flow,
     Service,
@@ -38,7 +37,7 @@ from municloud.flows import (
 )
 from municloud.inventory import Host, Municipality, Prefecture
 from municloud.problems import Problem
-from municloud.segments import GuidelineModel, HostRole, Segment
+from municloud.segments import HostRole, Segment, SharedNetwork
 
 IPv4Network = ipaddress.IPv4Network
 IPv4Address = ipaddress.IPv4Address
@@ -120,17 +119,25 @@ def _routed(
     source_hosts: Iterable[Host] | None,
 ) -> bool:
     """Whether a network path exists from the flow's sources to ``dest``."""
-    if source is Zone.MANAGEMENT or dest.municipality is not None:
-        # Management reaches every host; within a municipality the gateway joins every segment.
-        return (
-            dest.municipality is None
-            or municipality is None
-            or (dest.municipality == municipality.group)
-        )
+    if dest.municipality is not None:
+        # Into a municipality: only its own instance reaches it; from its own zones (and from
+        # management) through its gateway, from a shared zone through the gateway's leg there.
+        if municipality is None or dest.municipality != municipality.group:
+            return False
+        if source in MUNICIPALITY_ZONES or source is Zone.MANAGEMENT:
+            return True
+        return _network_of(source) in municipality.uplinks
+    if source is Zone.MANAGEMENT:
+        return True
     if municipality is not None and source in MUNICIPALITY_ZONES:
         return bool(networks_of(dest) & municipality.uplinks)  # through the gateway's uplinks
     hosts = list(source_hosts or [h for h in prefecture.shared_hosts if source in home_zones(h)])
     return any(networks_of(h) & networks_of(dest) for h in hosts)
+
+
+def _network_of(zone: Zone) -> str:
+    """The inventory's name of a shared zone's network."""
+    return SharedNetwork.INTERNET.value if zone is Zone.PUBLIC_INTERNET else zone.value
 
 
 def _instance(
@@ -608,20 +615,3 @@ def _clause(prefecture: Prefecture, src: Host, dst: Host, service: str, flow: st
     if s_zone is Zone.INTERNET and d_zone is Zone.PUBLIC_INTERNET:
         return "segments.internet.via-security-cloud"
     return "segments.default-deny"
-
-
-def models_in(prefecture: Prefecture) -> set[GuidelineModel]:
-    return {m.model for m in prefecture.municipalities}
-
-
-__all__ = [
-    "SEGMENT_ZONES",
-    "Allow",
-    "Probe",
-    "Violation",
-    "allowed",
-    "graph",
-    "matrix",
-    "problems",
-    "violations",
-]

@@ -85,11 +85,11 @@ rolled_back_at:
   type: str
 """
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -101,6 +101,10 @@ ROLLBACK_SCRIPT = """#!/bin/sh
 # over a new connection). See roles/firewall/README.md.
 set -u
 cd "$(dirname "$0")"
+# The confirmation takes the same lock: whichever comes first wins, the other does nothing.
+exec 9>lock
+flock 9
+[ -f pending ] || exit 0
 nft -f previous.nft
 if [ -f previous.conf.path ]; then
   cp "$(cat previous.conf.path)" "$(cat target.path)"
@@ -251,15 +255,21 @@ def confirm(module, p):
         module.exit_json(changed=False)
     if module.check_mode:
         module.exit_json(changed=True)
-    stop_timer(module)
-    time.sleep(0.1)
-    if os.path.exists(rolled) or not os.path.exists(pending):
-        when = (_read(rolled) or "").strip()
-        module.fail_json(
-            msg=f"too late: this host restored the previous ruleset at {when}", rolled_back_at=when
+    # The rollback script takes this lock too: if it is already restoring, confirming waits and
+    # then finds it done; if confirming comes first, the script finds nothing pending.
+    with open(os.path.join(state_dir, "lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(rolled) or not os.path.exists(pending):
+            when = (_read(rolled) or "").strip()
+            module.fail_json(
+                msg=f"too late: this host restored the previous ruleset at {when}",
+                rolled_back_at=when,
+            )
+        os.remove(pending)
+        stop_timer(module)
+        os.replace(
+            os.path.join(state_dir, "candidate.json"), os.path.join(state_dir, "loaded.json")
         )
-    os.replace(os.path.join(state_dir, "candidate.json"), os.path.join(state_dir, "loaded.json"))
-    os.remove(pending)
     # The previous file is no longer needed where the template left its backup: keep one copy
     # here, for a person who wants to see what was replaced.
     conf_path = os.path.join(state_dir, "previous.conf.path")

@@ -2,8 +2,9 @@
 
 ansible.cfg names this directory in ``filter_plugins``. Each filter takes ``hostvars`` and
 ``groups`` (what Ansible resolved, so it works the same from AWX's copy of an inventory) and
-imports the ``municloud`` package; an execution environment installs the package with its
-Python dependencies (see docs/awx.md).
+imports the ``municloud`` package: the installed one, or else the one in this checkout (what
+these filters import needs only PyYAML beyond the standard library, and ansible-core brings
+PyYAML), so a plain ansible-playbook or an execution environment with ansible-core alone works.
 
 * ``hostvars | municloud_problems(groups)``: every problem ``municloud validate`` would report
   (list of strings; empty when the inventory is valid).

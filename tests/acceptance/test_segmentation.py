@@ -91,28 +91,38 @@ def _counter(host: Any, prefix: str) -> int:
     raise AssertionError(f"no rule logging {prefix!r} in the forward chain")
 
 
-@pytest.mark.clause("segments.individual-number.isolated")
+@pytest.mark.clause("segments.default-deny")
 @pytest.mark.roles("gateway")
 def test_gateway_drops_and_counts_per_zone_pair(
     host: Any,
     lab_host: Host,
     prefecture: Prefecture,
+    matrix: list[policy.Probe],
     run_as_root: Callable[..., tuple[int, str, str]],
 ) -> None:
-    """A connection from the individual-number segment to the internet segment is dropped by the
-    gateway's rule for that zone pair, whose log prefix names the municipality; its counter
-    shows the packets it dropped."""
+    """A connection the policy denies between two of the municipality's segments is dropped by
+    the gateway's rule for that zone pair, whose log prefix names the municipality; its counter
+    shows the packet it dropped."""
     m = prefecture.municipality(str(lab_host.municipality))
-    source = next(h for h in m.hosts if h.segment and h.segment.value == "individual_number")
-    target = next(h for h in m.hosts if h.segment and h.segment.value == "internet")
-    prefix = f"municloud drop {m.code} individual_number>internet"
+    denied = next(
+        p
+        for p in matrix
+        if p.group == m.group
+        and not p.expected
+        and p.service == "ssh"
+        and p.source.segment
+        and p.destination.segment
+        and p.source.segment != p.destination.segment
+    )
+    pair = f"{denied.source.segment}>{denied.destination.segment}"
+    prefix = f"municloud drop {m.code} {pair}"
     before = _counter(host, prefix)
     status, _, _ = run_as_root(
-        source,
+        denied.source,
         "python3 -c 'import socket; socket.create_connection("
-        f'("{target.primary_address}", 22), timeout=2)\'',
+        f'("{denied.address}", 22), timeout=2)\'',
     )
-    assert status != 0, f"{source.name} connected to {target.name}: the gateway let it through"
+    assert status != 0, f"{denied.id}: the gateway let it through"
     assert _counter(host, prefix) > before, f"the gateway did not count it under {prefix!r}"
 
 
