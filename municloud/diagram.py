@@ -158,11 +158,8 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    try:
-        prefecture = inventory.load(args.inventory)
-    except inventory.InventoryError as exc:
-        exc.print()
-        print(f"{len(exc.problems)} problem(s) found in {args.inventory}", file=sys.stderr)
+    prefecture = inventory.load_or_report(args.inventory)
+    if prefecture is None:
         return 1
     output = Path(args.output or Path("reports") / "diagrams" / prefecture.name)
     for path in render(prefecture, output):

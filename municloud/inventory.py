@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,6 +280,16 @@ def load(path: str | Path) -> Prefecture:
         if isinstance(all_, dict) and isinstance(all_.get("vars"), dict):
             all_["vars"].setdefault(MANAGEMENT_VAR, management)
     return parse(data, str(file), file.parent)
+
+
+def load_or_report(path: str | Path) -> Prefecture | None:
+    """:func:`load` for a command: None once every problem is printed to stderr."""
+    try:
+        return load(path)
+    except InventoryError as exc:
+        exc.print()
+        print(f"{len(exc.problems)} problem(s) found in {path}", file=sys.stderr)
+        return None
 
 
 def _vars_files(directory: Path, out: Collector) -> object:

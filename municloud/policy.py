@@ -548,6 +548,7 @@ def matrix(prefecture: Prefecture) -> list[Probe]:
     probes: list[Probe] = []
     for group, src, dst in pairs:
         address = destination_address(prefecture, src, dst)
+        pair = (prefecture, group, src, dst, address)
         any_allowed: str | None = None
         for service in services_on(prefecture, dst):
             for port in service.ports:
@@ -563,33 +564,23 @@ def matrix(prefecture: Prefecture) -> list[Probe]:
                     None,
                 )
                 any_allowed = any_allowed or flow
-                probes.append(
-                    Probe(
-                        group,
-                        src,
-                        dst,
-                        address,
-                        service.name,
-                        port,
-                        flow is not None,
-                        flow,
-                        _clause(prefecture, src, dst, service.name, flow),
-                    )
-                )
-        probes.append(
-            Probe(
-                group,
-                src,
-                dst,
-                address,
-                PING,
-                None,
-                any_allowed is not None,
-                any_allowed,
-                _clause(prefecture, src, dst, PING, any_allowed),
-            )
-        )
+                probes.append(_probe(*pair, service.name, port, flow))
+        probes.append(_probe(*pair, PING, None, any_allowed))
     return probes
+
+
+def _probe(
+    prefecture: Prefecture,
+    group: str,
+    src: Host,
+    dst: Host,
+    address: IPv4Address,
+    service: str,
+    port: int | None,
+    flow: str | None,
+) -> Probe:
+    clause = _clause(prefecture, src, dst, service, flow)
+    return Probe(group, src, dst, address, service, port, flow is not None, flow, clause)
 
 
 def _clause(prefecture: Prefecture, src: Host, dst: Host, service: str, flow: str | None) -> str:

@@ -7,7 +7,6 @@ The checks are the inventory's own (ranges, addresses, codes, ...) and the segme
 from __future__ import annotations
 
 import argparse
-import sys
 
 from municloud import inventory, policy
 
@@ -17,11 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        prefecture = inventory.load(args.inventory)
-    except inventory.InventoryError as exc:
-        exc.print()
-        print(f"{len(exc.problems)} problem(s) found in {args.inventory}", file=sys.stderr)
+    prefecture = inventory.load_or_report(args.inventory)
+    if prefecture is None:
         return 1
     print(f"ok: {prefecture.summary()}")
     site = len(prefecture.flows) + sum(len(m.flows) for m in prefecture.municipalities)

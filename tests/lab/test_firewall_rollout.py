@@ -21,46 +21,20 @@ import hashlib
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tiny_lab import TINY, municloud, playbook
 
 from municloud import inventory
 
 pytestmark = pytest.mark.lab
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "tests" / "lab" / "inventories" / "tiny"
 MATSUE_GW = "mc-tiny-matsue-gw"
 IZUMO_GW = "mc-tiny-izumo-gw"
 CONFIRM_SECONDS = 20
-
-
-def municloud(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "municloud.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def playbook(*args: str) -> subprocess.CompletedProcess[str]:
-    """site.yml on the tiny lab, as an integrator runs it (plain ansible-playbook)."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    tool = Path(sys.executable).with_name("ansible-playbook")
-    return subprocess.run(
-        [str(tool), "-i", str(TINY), "playbooks/site.yml", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def on(container: str, command: str) -> str:

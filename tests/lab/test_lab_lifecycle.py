@@ -16,26 +16,15 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from tiny_lab import REPO, TINY, municloud
 
 from municloud import inventory, report
 from municloud.lab import topology
 
 pytestmark = pytest.mark.lab
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "tests" / "lab" / "inventories" / "tiny"
 KEY = REPO / ".lab" / "tiny" / "id_ed25519"
 BYSTANDER = "mc-test-bystander"  # a network the lab did not make; `lab down` must keep it
-
-
-def municloud(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "municloud.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def docker(*args: str) -> str:
