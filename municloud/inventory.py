@@ -153,9 +153,8 @@ class Municipality:
     segments: Mapping[Segment, Network]
     joint_cloud: str | None = None
     hosts: tuple[Host, ...] = ()
-    flows: tuple[
-        Flow, ...
-    ] = ()  # the site flows of this municipality (municloud_municipality.flows)
+    # The site flows of this municipality (municloud_municipality.flows).
+    flows: tuple[Flow, ...] = ()
 
     @property
     def gateway(self) -> Host:
@@ -309,12 +308,13 @@ def _vars_files(directory: Path, out: Collector) -> object:
                 continue
             for name in MODEL_VARS_IN_HOSTS_FILE:
                 if name in data:
-                    out.add(
+                    file_out.add(
                         name,
                         f"{path.relative_to(directory)} sets {name}; Ansible would use it, but "
                         "the model reads it from hosts.yml only, so the two would disagree",
                         f"move it into {directory / 'hosts.yml'}",
                     )
+            out.others.extend(file_out.others)
             in_all = path.relative_to(directory).parts[:2] in (
                 ("group_vars", "all"),
                 ("group_vars", "all.yml"),

@@ -34,7 +34,7 @@ from typing import Any
 
 from municloud.flows import FLOWS, MANAGEMENT_PROBE, Zone, zone_of
 from municloud.inventory import Host, Municipality, Prefecture
-from municloud.policy import Allow, allowed, home_zones, services_on
+from municloud.policy import Allow, allowed, home_zones, host_networks, services_on
 from municloud.segments import Segment, SharedNetwork
 
 TABLE = "inet municloud"
@@ -66,10 +66,6 @@ def _networks(nets: Iterable[IPv4Network]) -> list[IPv4Network]:
     return list(ipaddress.collapse_addresses(nets))
 
 
-def _host_networks(hosts: Iterable[Host]) -> list[IPv4Network]:
-    return _networks(IPv4Network(a) for h in hosts for a in h.addresses.values())
-
-
 def _ports(allow: Allow) -> str:
     return _set(allow.service.ports)
 
@@ -95,26 +91,23 @@ def _management_set(prefecture: Prefecture, where: str) -> list[str]:
             "administrators come from) in the inventory's group_vars/all; the lab writes its own "
             "into group_vars/all/lab.yml at `municloud lab up`"
         )
+    return _named_set("management", prefecture.management)
+
+
+def _named_set(name: str, nets: Iterable[IPv4Network]) -> list[str]:
+    """A named set of addresses and ranges, for rules to match with ``@name``."""
+    elements = _set(_networks(nets), braces=True)
     return [
-        "set management {",
+        f"set {name} {{",
         "\ttype ipv4_addr",
         "\tflags interval",
-        f"\telements = {_set(_networks(prefecture.management), braces=True)}",
+        f"\telements = {elements}",
         "}",
     ]
 
 
 def _zone_sets(zones: dict[str, list[IPv4Network]]) -> list[str]:
-    lines = []
-    for name, nets in zones.items():
-        lines += [
-            f"set zone_{name} {{",
-            "\ttype ipv4_addr",
-            "\tflags interval",
-            f"\telements = {_set(_networks(nets), braces=True)}",
-            "}",
-        ]
-    return lines
+    return [line for name, nets in zones.items() for line in _named_set(f"zone_{name}", nets)]
 
 
 def _chain(name: str, hook: str, body: list[str]) -> list[str]:
@@ -145,15 +138,22 @@ def _segments(municipality: Municipality) -> list[tuple[Segment, Any]]:
 
 
 def _shared(prefecture: Prefecture) -> list[tuple[SharedNetwork, Any]]:
-    return [(k, prefecture.shared_networks[k]) for k in SharedNetwork
-            if k in prefecture.shared_networks]
+    return [
+        (k, prefecture.shared_networks[k]) for k in SharedNetwork if k in prefecture.shared_networks
+    ]
 
 
 def _canonical(allows: list[Allow], prefecture: Prefecture) -> list[Allow]:
     order = {f.name: i for i, f in enumerate((*FLOWS, *prefecture.flows))}
     codes = {m.group: m.code for m in prefecture.municipalities}
-    return sorted(allows, key=lambda a: (order.get(a.flow.name, len(order)), a.flow.name,
-                                         codes.get(a.municipality or "", "")))
+    return sorted(
+        allows,
+        key=lambda a: (
+            order.get(a.flow.name, len(order)),
+            a.flow.name,
+            codes.get(a.municipality or "", ""),
+        ),
+    )
 
 
 def _routed_addresses(municipality: Municipality, hosts: Iterable[Host]) -> list[IPv4Network]:
@@ -198,7 +198,7 @@ def gateway_ruleset(prefecture: Prefecture, group: str, log_limit: str = DEFAULT
         f"# {MANAGEMENT_PROBE}: administration and health checks of every host behind the gateway",
         f"ip saddr @management ip daddr . tcp dport {_set(probes)} counter accept "
         f'comment "{MANAGEMENT_PROBE}"',
-        f"ip saddr @management ip daddr {_set(_host_networks(behind))} icmp type echo-request "
+        f"ip saddr @management ip daddr {_set(host_networks(behind))} icmp type echo-request "
         f'counter accept comment "{MANAGEMENT_PROBE} (ping)"',
         "# Everything else is dropped; drops are logged per zone pair, at a limited rate.",
     ]
@@ -298,8 +298,7 @@ def _log_sources(
         if host.municipality in (None, m.group):
             prefix = "" if host.municipality else f"{m.group}_"
             found += [
-                (f"{prefix}{seg.value}", [net.cidr], m.code, seg.value)
-                for seg, net in _segments(m)
+                (f"{prefix}{seg.value}", [net.cidr], m.code, seg.value) for seg, net in _segments(m)
             ]
     code = prefecture.municipality(host.municipality).code if host.municipality else prefecture.code
     for kind, net in _shared(prefecture):

@@ -105,7 +105,8 @@ class Allow:
         return zones != {self.source_zone} and Zone.GATEWAY not in zones
 
 
-def _addresses(hosts: Iterable[Host]) -> tuple[IPv4Network, ...]:
+def host_networks(hosts: Iterable[Host]) -> tuple[IPv4Network, ...]:
+    """Every address of ``hosts``, collapsed into as few ranges as cover them exactly."""
     return tuple(
         ipaddress.collapse_addresses(IPv4Network(a) for h in hosts for a in h.addresses.values())
     )
@@ -157,7 +158,7 @@ def _instance(
         ]
         if flow.source is Zone.GATEWAY or flow.source_roles is not None:
             source_hosts = tuple(candidates)
-            sources = _addresses(candidates)
+            sources = host_networks(candidates)
         else:
             sources = (municipality.segments[Segment(flow.source.value)].cidr,)
     else:
@@ -169,7 +170,7 @@ def _instance(
         ]
         if flow.source_roles is not None:
             source_hosts = tuple(candidates)
-            sources = _addresses(candidates)
+            sources = host_networks(candidates)
         else:
             network = next(
                 (n for s, n in prefecture.shared_networks.items() if zone_of(s) is flow.source),
