@@ -54,6 +54,19 @@ _UPDATES = (
     f"{SEED}: 自治体情報セキュリティ向上プラットフォーム — 更新プログラムの配信 "
     "(updates through the platform, not USB sticks)"
 )
+_MFA = (
+    f"{SEED}: ③ 個人番号利用事務関連システム — 二要素認証の導入; ガイドライン改定 — "
+    "マイナンバー利用事務系では複数の認証を用いる多要素認証を実施 (multi-factor authentication "
+    "on the individual-number segment)"
+)
+_MFA_CREDENTIALS = (
+    f"{SEED}: ガイドライン改定 — 多要素認証において、認証情報を適切に管理し、認証情報の不正利用の"
+    "防止 (manage the authentication credentials, prevent their misuse)"
+)
+_NO_EXPORT = (
+    f"{SEED}: ③ 個人番号利用事務関連システム — 端末からデータの持出し不可設定 "
+    "(no data export from the terminals)"
+)
 _MODELS = (
     "地方公共団体における情報セキュリティポリシーに関するガイドライン (later revisions): "
     "α/α'/β/β' models"
@@ -188,6 +201,46 @@ CLAUSES: Mapping[str, Clause] = {
             "ゲートウェイを迂回する経路がない (SSHの転送禁止、方針外のポートで待ち受けない)",
             "no way around the gateways: no SSH tunnels, no host listens outside the policy",
             (_ACCESS_CONTROL, _ATTACKS),
+        ),
+        # --- the individual-number segment: multi-factor login, no data export ---
+        Clause(
+            "mfa.login.two-factor",
+            "個人番号利用事務系の多要素認証 (パスワードとワンタイムコード)",
+            "multi-factor login on the individual-number segment: the account's password and a "
+            "time-based one-time code, neither enough alone",
+            (_MFA,),
+        ),
+        Clause(
+            "mfa.login.no-replay",
+            "ワンタイムコードの再利用の禁止",
+            "a one-time code cannot be used twice",
+            (_MFA, _MFA_CREDENTIALS),
+        ),
+        Clause(
+            "mfa.login.lockout",
+            "認証の連続失敗によるアカウントロック",
+            "repeated failed logins lock the account for a set time",
+            (_MFA_CREDENTIALS, _ATTACKS),
+        ),
+        Clause(
+            "mfa.management.exception",
+            "管理用アカウントは例外 (鍵認証のみ・管理用アドレスからのみ)",
+            "the management account is the one exception: key only, and only from the "
+            "management addresses",
+            (_MFA_CREDENTIALS, _ACCESS_CONTROL),
+        ),
+        Clause(
+            "mfa.credentials.protected",
+            "認証情報の適切な管理 (秘密鍵・シードは管理者のみ読取可、ログに出さない)",
+            "the credentials are protected: the files that hold them are root-only",
+            (_MFA_CREDENTIALS,),
+        ),
+        Clause(
+            "export.removable-storage",
+            "端末からデータの持出し不可設定 (USBメモリ等の外部記憶媒体の無効化)",
+            "no data export from the terminals: removable storage cannot be used, attempts are "
+            "recorded",
+            (_NO_EXPORT,),
         ),
         Clause(
             "baseline.host.name",

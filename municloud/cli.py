@@ -22,11 +22,13 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("report",): ("municloud.report", "acceptance results per municipality and clause"),
     ("cloud", "plan"): ("municloud.cloud.plan", "offline plan of a Pulumi stack under mocks"),
     ("cloud", "verify"): ("municloud.cloud.verify", "check a deployed cloud with boto3"),
+    ("mfa", "enrol"): ("municloud.mfa", "give a user a TOTP secret and first password (vaulted)"),
 }
 
 GROUP_HELP = {
     "lab": "a whole virtual prefecture in containers on this machine",
     "cloud": "the Pulumi programs of the security cloud and the joint cloud",
+    "mfa": "multi-factor login of the individual-number segment's staff",
 }
 
 

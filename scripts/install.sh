@@ -3,13 +3,13 @@
 #   - Debian packages: the Docker engine (docker.io), debootstrap for the lab's base image,
 #     iptables for the lab's bridge rule, OpenSSH's client for Ansible, nftables (`nft -c`
 #     checks every rendered ruleset in the unit tests), graphviz for `municloud diagram`, ping
-#     for the acceptance tests' ICMP probes;
+#     for the acceptance tests' ICMP probes, zbarimg (zbar-tools) to read back enrolment QR codes;
 #   - a virtual environment in .venv with the project and its dev tools (pyproject.toml).
 # Run as root (the lab needs root for Docker and debootstrap). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(docker.io debootstrap iptables openssh-client python3-venv nftables graphviz iputils-ping)
+DEBIAN_PACKAGES=(docker.io debootstrap iptables openssh-client python3-venv nftables graphviz iputils-ping zbar-tools)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import secrets
 import socket
 import sys
 import time
@@ -17,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from municloud import inventory
+from municloud import inventory, mfa
 from municloud.lab import engine, image, topology
 from municloud.lab.engine import LabError, docker, docker_json
 from municloud.lab.topology import LABEL, LabContainer, Topology
@@ -101,6 +103,7 @@ def up(prefecture: inventory.Prefecture, topo: Topology, args: argparse.Namespac
     for container in topo.containers:
         changed += ensure_routes(container)
     write_lab_vars(prefecture, topo)
+    vault_password = enrol_staff(prefecture, topo)
     if not getattr(args, "no_wait", False):
         wait_for_ssh(topo.containers)
         record_host_keys(topo)
@@ -110,8 +113,40 @@ def up(prefecture: inventory.Prefecture, topo: Topology, args: argparse.Namespac
         f"lab {topo.lab} is up: {len(topo.containers)} hosts on {len(topo.networks)} networks, "
         f"{verdict} ({elapsed:.0f} s)"
     )
-    say(f"next: ansible-playbook -i {rel(prefecture.path)} playbooks/site.yml")
+    say(
+        f"next: ANSIBLE_VAULT_PASSWORD_FILE={rel(vault_password)} "
+        f"ansible-playbook -i {rel(prefecture.path)} playbooks/site.yml"
+    )
     return 0
+
+
+def lab_vault_password() -> Path:
+    """The labs' vault password (one per checkout, made on first use, owner-only)."""
+    path = STATE_DIR / "vault-password"
+    if not path.is_file():
+        STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
+def enrol_staff(prefecture: inventory.Prefecture, topo: Topology) -> Path:
+    """Enrol, for multi-factor login, every staff member the inventory lists (``mfa_users``) who
+    is not enrolled yet, with $ANSIBLE_VAULT_PASSWORD_FILE or else the labs' own vault password;
+    their sheets go to .lab/<name>/mfa-sheets. Returns the vault password file used."""
+    given = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+    password = Path(given) if given else lab_vault_password()
+    try:
+        done = mfa.enrol_missing(prefecture.path, vault_password_file=str(password),
+                                 sheets=state_dir(topo.lab) / "mfa-sheets")
+    except mfa.MfaError as exc:
+        raise LabError(f"enrolling the staff for multi-factor login: {exc}") from exc
+    if done:
+        say(f"enrolled {len(done)} staff member(s) for multi-factor login (secrets vault-encrypted "
+            f"in group_vars/<group>/mfa_enrolment.yml; sheets in "
+            f"{rel(state_dir(topo.lab) / 'mfa-sheets')})")
+    return password
 
 
 def rel(path: Path) -> str:

@@ -2,13 +2,16 @@
 
 * ``--inventory`` names the inventory (default inventories/sample); it is loaded with
   :func:`municloud.inventory.load`, and every test that asks for ``lab_host`` runs once per host
-  (test ids are the host names).
+  (test ids are the host names), or once per host of the roles named by
+  ``@pytest.mark.roles("gateway", ...)`` / of the segments named by
+  ``@pytest.mark.segments("individual_number", ...)``.
 * Every test that asks for ``probe`` runs once per pair of the reachability matrix
   (:func:`municloud.policy.matrix`: one test id per source, destination, service and expected
   outcome), with its clause.
 * ``host`` is a testinfra host for that host, logged in as root by key over paramiko, with the
   host's key checked against known_hosts (the lab's, .lab/<name>/known_hosts, by default).
-  ``ssh_login(user)`` gives a paramiko client for any user, for tests about logins themselves.
+  ``ssh_login(user)`` gives a paramiko client for any user, for tests about logins themselves;
+  ``interactive_login(user, password, code)`` logs in as staff do on multi-factor hosts.
 * Every test here is marked ``lab`` and must carry ``@pytest.mark.clause("<id>")`` with an id from
   :mod:`municloud.clauses`; collection stops on a missing or unknown one.
 * With ``--junitxml``, each test case records its host, municipality and clause as JUnit
@@ -61,8 +64,11 @@ def _prefecture(config: pytest.Config) -> Prefecture:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "lab_host" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("roles")
+        segments = metafunc.definition.get_closest_marker("segments")
         hosts = [h for h in _prefecture(metafunc.config).hosts
-                 if marker is None or h.role.value in marker.args]
+                 if (marker is None or h.role.value in marker.args)
+                 and (segments is None or (h.segment is not None
+                                           and h.segment.value in segments.args))]
         metafunc.parametrize("lab_host", hosts, ids=[h.name for h in hosts], scope="session")
     if "probe" in metafunc.fixturenames:
         probes = policy.matrix(_prefecture(metafunc.config))
@@ -75,6 +81,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def prefecture(request: pytest.FixtureRequest) -> Prefecture:
     return _prefecture(request.config)
+
+
+@pytest.fixture(scope="session")
+def inventory_path(request: pytest.FixtureRequest) -> Path:
+    """The inventory directory (or file) as --inventory names it, made absolute."""
+    return _inventory_path(request.config)
 
 
 @pytest.fixture(scope="session")
@@ -292,6 +304,39 @@ def ssh_connect(lab_host: Host, known_hosts: Path) -> Iterator[Callable[..., Log
 def ssh_login(ssh_connect: Callable[..., Login], ssh_identity_file: Path) -> Callable[[str], Login]:
     """``ssh_login(user)``: a key login as ``user`` with the automation key."""
     return functools.partial(ssh_connect, key_filename=str(ssh_identity_file))
+
+
+@pytest.fixture
+def interactive_login(lab_host: Host, known_hosts: Path) -> Iterator[Callable[..., Any]]:
+    """``interactive_login(user, password, code)``: a keyboard-interactive SSH login to
+    ``lab_host``, as staff log in to a host with multi-factor login: ``password`` answers the
+    password prompt, ``code`` the one-time password prompt (pam_oath's). Returns (Login, or
+    None when refused; the prompts the server asked). Closed after the test."""
+    opened: list[paramiko.Transport] = []
+
+    def login(user: str, password: str, code: str) -> tuple[Login | None, list[str]]:
+        address = str(lab_host.primary_address)
+        prompts: list[str] = []
+
+        def answer(title: str, instructions: str, asked: list[tuple[str, bool]]) -> list[str]:
+            prompts.extend(p for p, _ in asked)
+            return [code if "One-time" in p else password for p, _ in asked]
+
+        transport = paramiko.Transport((address, 22))
+        opened.append(transport)
+        transport.start_client(timeout=SSH_TIMEOUT)
+        _check_host_key(address, transport.get_remote_server_key(), known_hosts)
+        try:
+            transport.auth_interactive(user, answer)
+        except paramiko.AuthenticationException:
+            return None, prompts
+        client = paramiko.SSHClient()
+        client._transport = transport  # an SSHClient over the transport just authenticated
+        return Login(client), prompts
+
+    yield login
+    for transport in opened:
+        transport.close()
 
 
 @pytest.fixture

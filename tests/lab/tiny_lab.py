@@ -9,6 +9,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "lab" / "inventories" / "tiny"
+# The labs' vault password: `municloud lab up` makes it, and enrols the staff with it.
+LAB_VAULT_PASSWORD = REPO / ".lab" / "vault-password"
 
 
 def municloud(*args: str) -> subprocess.CompletedProcess[str]:
@@ -22,12 +24,21 @@ def municloud(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def playbook(*args: str) -> subprocess.CompletedProcess[str]:
-    """site.yml on the tiny lab, as an integrator runs it (plain ansible-playbook)."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+def playbook(
+    *args: str, file: str = "playbooks/site.yml", inventory: Path = TINY
+) -> subprocess.CompletedProcess[str]:
+    """site.yml (or another playbook ``file``, relative to the repository) on the tiny lab (or a
+    copy of its ``inventory``), as an integrator runs it (plain ansible-playbook, with the lab's
+    vault password)."""
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_VAULT_PASSWORD_FILE": str(LAB_VAULT_PASSWORD),
+    }
     tool = Path(sys.executable).with_name("ansible-playbook")
     return subprocess.run(
-        [str(tool), "-i", str(TINY), "playbooks/site.yml", *args],
+        [str(tool), "-i", str(inventory), file, *args],
         cwd=REPO,
         env=env,
         capture_output=True,
