@@ -65,6 +65,11 @@ ExecStart=/usr/bin/ssh-keygen -A
 WantedBy=multi-user.target
 EOF
 systemctl enable municloud-ssh-hostkeys.service ssh.service >/dev/null
+# auditd (roles/export_control) cannot run in a container: the kernel's audit system is the lab
+# machine's. Without this it fails at every boot and leaves the host "degraded".
+mkdir -p /etc/systemd/system/auditd.service.d
+printf '[Unit]\nConditionVirtualization=!container\n' \
+  > /etc/systemd/system/auditd.service.d/municloud-container.conf
 systemctl mask getty@tty1.service console-getty.service systemd-udevd.service \
   systemd-udev-trigger.service systemd-modules-load.service sys-kernel-debug.mount \
   sys-kernel-tracing.mount systemd-remount-fs.service >/dev/null 2>&1 || true

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
-from tiny_lab import REPO, TINY, municloud
+from tiny_lab import LAB_VAULT_PASSWORD, REPO, TINY, municloud
 
 from municloud import inventory, report
 from municloud.lab import topology
@@ -71,7 +71,8 @@ def test_up_builds_every_host_and_network(
     first_up: subprocess.CompletedProcess[str], tiny: topology.Topology
 ) -> None:
     assert first_up.returncode == 0, first_up.stderr
-    assert "lab tiny is up: 7 hosts on 7 networks" in first_up.stdout
+    assert (f"lab tiny is up: {len(tiny.containers)} hosts on {len(tiny.networks)} networks"
+            in first_up.stdout)
     names = docker("ps", "--filter", "label=municloud.lab=tiny", "--format", "{{.Names}}").split()
     assert sorted(names) == sorted(c.docker_name for c in tiny.containers)
 
@@ -93,10 +94,13 @@ def test_second_up_changes_nothing(first_up: subprocess.CompletedProcess[str]) -
     assert "creating" not in again.stdout
 
 
-def test_status_lists_hosts_and_addresses(first_up: subprocess.CompletedProcess[str]) -> None:
+def test_status_lists_hosts_and_addresses(
+    first_up: subprocess.CompletedProcess[str], tiny: topology.Topology
+) -> None:
     status = municloud("lab", "status", "--inventory", str(TINY))
     assert status.returncode == 0
-    assert "7/7 hosts running" in status.stdout
+    hosts = len(tiny.containers)
+    assert f"{hosts}/{hosts} hosts running" in status.stdout
     assert "matsue-lgwan-term" in status.stdout and "lgwan=198.19.202.10" in status.stdout
 
 
@@ -132,7 +136,7 @@ def test_shared_hosts_route_to_segments_via_the_gateway_uplink(
 
 
 def test_ansible_reaches_the_lab_without_hand_edits(
-    first_up: subprocess.CompletedProcess[str],
+    first_up: subprocess.CompletedProcess[str], tiny: topology.Topology
 ) -> None:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     ansible = Path(sys.executable).with_name("ansible")
@@ -145,7 +149,7 @@ def test_ansible_reaches_the_lab_without_hand_edits(
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("SUCCESS") == 7
+    assert proc.stdout.count("SUCCESS") == len(tiny.containers)
 
 
 def test_a_stopped_host_is_started_again_with_its_routes(
@@ -171,6 +175,8 @@ def _acceptance(tmp_path: Path, name: str) -> dict[str, set[str]]:
             "-q",
             "-p",
             "no:cacheprovider",
+            "-n",
+            "4",
             "--inventory",
             str(TINY),
             f"--junitxml={junit}",
@@ -204,7 +210,8 @@ def test_acceptance_fails_before_the_baseline_and_passes_after(
         "segments.no-bypass",  # Debian's sshd allows TCP forwarding
     ):
         assert "failed" in before[clause], (clause, before)
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+           "ANSIBLE_VAULT_PASSWORD_FILE": str(LAB_VAULT_PASSWORD)}
     playbook = Path(sys.executable).with_name("ansible-playbook")
     converge = subprocess.run(
         [str(playbook), "-i", str(TINY), "playbooks/site.yml"],
@@ -217,19 +224,23 @@ def test_acceptance_fails_before_the_baseline_and_passes_after(
     assert converge.returncode == 0, converge.stdout[-3000:]
     after = _acceptance(tmp_path, "after")
     assert set(after) == set(before)
-    assert all(outcomes == {"passed"} for outcomes in after.values()), after
+    # Passed everywhere; skipped only where a lab container cannot show it (the kernel's audit
+    # system, for export control), each test says why.
+    assert all("passed" in outcomes and outcomes <= {"passed", "skipped"}
+               for outcomes in after.values()), after
 
 
 def test_a_lab_left_by_another_clone_is_made_again_with_this_key(
     first_up: subprocess.CompletedProcess[str],
     tmp_path: Path,
+    tiny: topology.Topology,
 ) -> None:
     """Containers made with another lab key (another clone, a lost .lab/) are not reused."""
     KEY.rename(tmp_path / "old-key")
     KEY.with_suffix(".pub").rename(tmp_path / "old-key.pub")
     again = municloud("lab", "up", "--inventory", str(TINY))
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("making it again") == 7
+    assert again.stdout.count("making it again") == len(tiny.containers)
     code, out = ssh("198.19.202.10", "hostname")  # the new key and the new host keys work
     assert code == 0 and out.strip() == "matsue-lgwan-term"
 

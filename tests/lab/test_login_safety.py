@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,6 +177,45 @@ def test_a_broken_pam_stack_is_never_installed(converged: None) -> None:
                    json.dumps({"__mfa_faillock": "deny=5\nauth required pam_nosuch.so"}))
     assert run.returncode != 0
     assert "no such PAM module: pam_nosuch.so" in run.stdout, run.stdout[-3000:]
+    assert digests() == before
+
+
+@pytest.mark.parametrize(
+    ("users", "said"),
+    [
+        ([{"name": "sato.hanako"}, {"name": "kato.not-enrolled"}],
+         "kato.not-enrolled in mfa_users has no enrolment (mfa_enrolment): enrol each with"),
+        ([{"name": "Sato Hanako"}], "mfa_users has names that are not valid login names"),
+        ([{"name": "municloud"}], "that belong to automation: municloud"),
+        ([{"name": "sato.hanako"}, {"name": "sato.hanako"}], "mfa_users lists a name twice"),
+    ],
+    ids=["not-enrolled", "bad-name", "automation-account", "twice"],
+)
+def test_bad_staff_lists_are_refused_before_anything_changes(
+    converged: None, users: list[dict[str, str]], said: str,
+) -> None:
+    before = digests()
+    users_file = on("cat /etc/security/municloud-oath/users.oath")
+    run = playbook("--limit", HOST, "--tags", "mfa", "-e", json.dumps({"mfa_users": users}))
+    assert run.returncode != 0
+    assert said in " ".join(run.stdout.split()), run.stdout[-3000:]
+    assert "Nothing was changed." in run.stdout
+    assert changed(run.stdout) == 0
+    assert digests() == before and on("cat /etc/security/municloud-oath/users.oath") == users_file
+
+
+def test_a_run_without_the_vault_password_changes_nothing(converged: None) -> None:
+    # The secrets are vault-encrypted; without the password Ansible stops at the first one.
+    before = digests()
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_VAULT_PASSWORD_FILE"}
+    env |= {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(TINY),
+         "playbooks/site.yml", "--limit", HOST, "--tags", "mfa"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+    )
+    assert run.returncode != 0
+    assert "no vault secrets" in run.stdout + run.stderr, (run.stdout + run.stderr)[-3000:]
     assert digests() == before
 
 
