@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -39,9 +38,14 @@ def _no_ambient_vault_password(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def inv(tmp_path: Path) -> Path:
-    """A copy of the tiny inventory (hosts.yml only: no lab connection vars)."""
+    """A copy of the tiny inventory (hosts.yml only: no lab connection vars), with staff in
+    matsue_shi only: izumo_shi's are taken out, so that it is the group without users here."""
     (tmp_path / "inv").mkdir()
-    shutil.copy(TINY, tmp_path / "inv" / "hosts.yml")
+    text = TINY.read_text(encoding="utf-8")
+    start = text.index("mfa_users:", text.index("izumo_shi:"))
+    start = text.rindex("\n", 0, start) + 1
+    end = text.index("          hosts:", start)
+    (tmp_path / "inv" / "hosts.yml").write_text(text[:start] + text[end:], encoding="utf-8")
     return tmp_path / "inv"
 
 
