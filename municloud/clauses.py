@@ -54,6 +54,10 @@ _UPDATES = (
     f"{SEED}: 自治体情報セキュリティ向上プラットフォーム — 更新プログラムの配信 "
     "(updates through the platform, not USB sticks)"
 )
+_UPDATES_WINDOW = (
+    f"{SEED}: 自治体情報セキュリティ向上プラットフォーム — 配信時間帯 23:00〜6:00 "
+    "(それ以外はトラフィックを絞って配信) (the delivery window; throttled outside it)"
+)
 _MFA = (
     f"{SEED}: ③ 個人番号利用事務関連システム — 二要素認証の導入; ガイドライン改定 — "
     "マイナンバー利用事務系では複数の認証を用いる多要素認証を実施 (multi-factor authentication "
@@ -241,6 +245,34 @@ CLAUSES: Mapping[str, Clause] = {
             "no data export from the terminals: removable storage cannot be used, attempts are "
             "recorded",
             (_NO_EXPORT,),
+        ),
+        Clause(
+            "updates.delivery",
+            "更新プログラムの配信 (ベンダー → プラットフォーム → 庁舎内配信サーバ → 端末)",
+            "updates reach LGWAN terminals from the vendor through the platform and the town "
+            "hall's delivery server: a new package version is installed by apt, a new pattern file "
+            "arrives",
+            (_UPDATES,),
+        ),
+        Clause(
+            "updates.window",
+            "配信時間帯 (23時〜6時) の外は転送しない、時間帯内も帯域を制限",
+            "the delivery server transfers nothing outside its delivery window (23:00-06:00 in the "
+            "source) and keeps to a byte-rate cap inside it",
+            (_UPDATES_WINDOW,),
+        ),
+        Clause(
+            "updates.verified",
+            "改ざんされた更新・不正な署名の拒否 (最初に検証できる地点で)",
+            "a tampered package, a tampered pattern file or a bad signature is refused at the "
+            "first hop that can check it, logged, and never served",
+            (_UPDATES,),
+        ),
+        Clause(
+            "updates.atomic",
+            "同期の中断で配信中のスナップショットを損なわない",
+            "a sync cut short leaves the snapshot being served intact, and the next sync completes",
+            (_UPDATES,),
         ),
         Clause(
             "baseline.host.name",

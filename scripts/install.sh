@@ -4,12 +4,13 @@
 #     iptables for the lab's bridge rule, OpenSSH's client for Ansible, nftables (`nft -c`
 #     checks every rendered ruleset in the unit tests), graphviz for `municloud diagram`, ping
 #     for the acceptance tests' ICMP probes, zbarimg (zbar-tools) to read back enrolment QR codes;
+#     gpg (gnupg) to make the lab update relay's vendor and platform keys;
 #   - a virtual environment in .venv with the project and its dev tools (pyproject.toml).
 # Run as root (the lab needs root for Docker and debootstrap). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(docker.io debootstrap iptables openssh-client python3-venv nftables graphviz iputils-ping zbar-tools)
+DEBIAN_PACKAGES=(docker.io debootstrap iptables openssh-client python3-venv nftables graphviz iputils-ping zbar-tools gnupg)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -21,6 +21,7 @@ from typing import Any
 
 from municloud import inventory, mfa
 from municloud.lab import engine, image, topology
+from municloud.lab import updates as lab_updates
 from municloud.lab.engine import LabError, docker, docker_json
 from municloud.lab.topology import LABEL, LabContainer, Topology
 
@@ -320,6 +321,7 @@ def write_lab_vars(prefecture: inventory.Prefecture, topo: Topology) -> None:
         "# acceptance tests come from, so the firewalls let them in (and only them) for SSH.\n"
         "municloud_management:\n"
         + "".join(f"  - {a}\n" for a in topology.management_addresses(topo))
+        + lab_updates.prepare(prefecture, state_dir(topo.lab))
     )
     path = lab_vars_file(prefecture)
     if path.is_file() and path.read_text() == text:

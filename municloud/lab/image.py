@@ -70,6 +70,8 @@ systemctl enable municloud-ssh-hostkeys.service ssh.service >/dev/null
 mkdir -p /etc/systemd/system/auditd.service.d
 printf '[Unit]\nConditionVirtualization=!container\n' \
   > /etc/systemd/system/auditd.service.d/municloud-container.conf
+# nginx (roles update_relay, lab_vendor) is in the image for every host; only those roles start it.
+systemctl disable nginx.service >/dev/null 2>&1 || true
 systemctl mask getty@tty1.service console-getty.service systemd-udevd.service \
   systemd-udev-trigger.service systemd-modules-load.service sys-kernel-debug.mount \
   sys-kernel-tracing.mount systemd-remount-fs.service >/dev/null 2>&1 || true

@@ -15,6 +15,9 @@ PyYAML), so a plain ansible-playbook or an execution environment with ansible-co
 * ``hostvars | municloud_host(groups, inventory_hostname)``: who the host is, for messages and
   checks: ``{name, role, municipality_code, municipality_name, model, legs}``, each leg
   ``{network, address, cidr, probe}`` (probe: another address of that network).
+* ``hostvars | municloud_peer_address(groups, inventory_hostname, role)``: the address by which
+  the host reaches its peer of ``role`` (e.g. ``update_relay``): the one in its own municipality,
+  else the shared one; the address it would use, as the reachability matrix computes it.
 * ``groups | municloud_rollout_batches``: batch sizes for ``serial`` that take the hosts under
   ``municipalities`` one municipality at a time (from the groups site.yml's first play makes).
 """
@@ -105,6 +108,19 @@ def municloud_host(hostvars: Any, groups: Any, host: str) -> dict[str, Any]:
     }
 
 
+def municloud_peer_address(hostvars: Any, groups: Any, host: str, role: str) -> str:
+    prefecture = _model(hostvars, groups)
+    me = next(h for h in prefecture.hosts if h.name == host)
+    peers = [h for h in prefecture.hosts if h.role.value == role and h is not me]
+    mine = [h for h in peers if h.municipality == me.municipality] or [
+        h for h in peers if h.municipality is None]
+    if not mine:
+        raise AnsibleFilterError(
+            f"{host}: the inventory has no host of municloud_role {role} in its municipality "
+            f"nor among the shared hosts; add one (municloud validate lists the roles)")
+    return str(policy.destination_address(prefecture, me, mine[0]))
+
+
 def municloud_rollout_batches(groups: Any) -> list[int]:
     """Batch sizes for ``serial``: the hosts under ``municipalities``, one municipality at a time.
 
@@ -135,5 +151,6 @@ class FilterModule:
             "municloud_ruleset": municloud_ruleset,
             "municloud_services": municloud_services,
             "municloud_host": municloud_host,
+            "municloud_peer_address": municloud_peer_address,
             "municloud_rollout_batches": municloud_rollout_batches,
         }

@@ -23,6 +23,10 @@ The key is testinfra's ``--ssh-identity-file``, by default the lab's .lab/<name>
 from __future__ import annotations
 
 import functools
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +91,22 @@ def prefecture(request: pytest.FixtureRequest) -> Prefecture:
 def inventory_path(request: pytest.FixtureRequest) -> Path:
     """The inventory directory (or file) as --inventory names it, made absolute."""
     return _inventory_path(request.config)
+
+
+@pytest.fixture(scope="session")
+def host_vars(inventory_path: Path) -> Callable[[str], dict[str, Any]]:
+    """``host_vars(name)``: the host's variables as Ansible resolves them from the inventory
+    (hosts.yml, group_vars, host_vars), with ``ansible-inventory --host``; read once per host."""
+
+    @functools.cache
+    def read(name: str) -> dict[str, Any]:
+        tool = Path(sys.executable).with_name("ansible-inventory")
+        env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+        listed = subprocess.run([str(tool), "-i", str(inventory_path), "--host", name], cwd=REPO,
+                                env=env, capture_output=True, text=True, check=True)
+        return dict(json.loads(listed.stdout))
+
+    return read
 
 
 @pytest.fixture(scope="session")

@@ -25,12 +25,8 @@ the host.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,34 +59,10 @@ def _kmod(name: str) -> str:
 
 # --- what the inventory says about a host ------------------------------------------------------
 
-_VARS: dict[str, dict[str, Any]] = {}
-
-
-def _host_vars(config: pytest.Config, name: str) -> dict[str, Any]:
-    """The host's variables as Ansible resolves them from the inventory (hosts.yml, group_vars,
-    host_vars), with ``ansible-inventory --host``."""
-    if name not in _VARS:
-        inventory = Path(config.getoption("inventory"))
-        if not inventory.is_absolute():
-            inventory = Path(config.invocation_params.dir) / inventory
-        tool = Path(sys.executable).with_name("ansible-inventory")
-        env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
-        listed = subprocess.run(
-            [str(tool), "-i", str(inventory), "--host", name],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        _VARS[name] = json.loads(listed.stdout)
-    return _VARS[name]
-
-
 @pytest.fixture
-def exceptions(request: pytest.FixtureRequest, lab_host: Host) -> dict[str, dict[str, str]]:
+def exceptions(host_vars: Any, lab_host: Host) -> dict[str, dict[str, str]]:
     """This host's exceptions (export_control_exceptions), by kmod's name of the module."""
-    entries = _host_vars(request.config, lab_host.name).get("export_control_exceptions") or []
+    entries = host_vars(lab_host.name).get("export_control_exceptions") or []
     return {_kmod(e["module"]): e for e in entries}
 
 

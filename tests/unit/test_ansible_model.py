@@ -142,3 +142,68 @@ def test_rollout_batches_are_one_municipality_each(tmp_path: Path) -> None:
     batches = [line.split("BATCH ", 1)[1].strip().strip("'\"") for line in run.stdout.splitlines()
                if "BATCH " in line]
     assert batches == ["312011", "312029", "312037"]
+
+
+# --- the update relay: what Ansible renders for a terminal, and what it refuses ------------------
+
+SOURCE = {"name": "lab-vendor", "type": "debian", "url": "http://198.18.0.20/debian",
+          "suites": ["bookworm"], "components": ["main"], "architectures": ["amd64"],
+          "key": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ\n-----END PGP PUBLIC KEY BLOCK-----"}
+
+
+def _render_client_sources(tmp_path: Path, host: str, sources: list[dict[str, Any]]) -> str:
+    out = tmp_path / f"{host}.sources"
+    playbook = tmp_path / "client.yml"
+    playbook.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.include_vars: {file: " + str(REPO / "roles/updates/vars/main.yml")
+        + "}\n"
+        "    - ansible.builtin.include_vars: {file: " + str(REPO / "roles/update_client/vars/main.yml")
+        + "}\n"
+        "    - ansible.builtin.include_vars: {file: "
+        + str(REPO / "roles/update_client/defaults/main.yml") + "}\n"
+        "    - ansible.builtin.template:\n"
+        "        src: " + str(REPO / "roles/update_client/templates/municloud-updates.sources.j2")
+        + "\n"
+        f"        dest: {out}\n"
+        "        mode: '0644'\n"
+        "      delegate_to: localhost\n"
+    )
+    done = ansible("ansible-playbook", "-i", str(SAMPLE), str(playbook), "-l", host,
+                   "-e", json.dumps({"updates_sources": sources}),
+                   "-e", "ansible_connection=local")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out.read_text()
+
+
+@pytest.mark.parametrize(("host", "relay"), [("tottori-shi-lgwan-term", "198.18.17.20"),
+                                             ("kurayoshi-shi-lgwan-term", "198.18.25.20")])
+def test_a_terminal_takes_packages_from_its_own_towns_relay_only(
+        tmp_path: Path, host: str, relay: str) -> None:
+    text = _render_client_sources(tmp_path, host, [SOURCE])
+    stanzas = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert f"URIs: http://{relay}/lab-vendor" in stanzas
+    assert "Signed-By: /usr/share/keyrings/municloud-lab-vendor.asc" in stanzas
+    assert [line for line in stanzas if line.startswith("URIs:")] == [
+        f"URIs: http://{relay}/lab-vendor"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [({"name": "Lab Vendor"}, "name of\nlower-case letters"),
+     ({"type": "rsync"}, "type one of debian, files"),
+     ({"url": "ftp://198.18.0.20/debian"}, "url http:// or https://"),
+     ({"key": "not a key"}, "ASCII-armored")],
+)
+def test_a_bad_update_source_fails_before_any_change(tmp_path: Path, bad: dict[str, str],
+                                                     says: str) -> None:
+    playbook = tmp_path / "updates.yml"
+    playbook.write_text("- hosts: all\n  gather_facts: false\n  roles: [updates]\n")
+    done = ansible("ansible-playbook", "-i", str(SAMPLE), str(playbook), "-l",
+                   "tottori-shi-update-relay", "--check", "-e",
+                   json.dumps({"updates_sources": [SOURCE | bad]}), "-e",
+                   "ansible_connection=local")
+    assert done.returncode != 0
+    assert "updates_sources must be a list of {name, type, url, key}" in done.stdout
+    assert " ".join(says.split()) in " ".join(done.stdout.split())
+    assert "Install the packages" not in done.stdout  # failed at the check, nothing after it
