@@ -148,23 +148,20 @@ def test_rollout_batches_are_one_municipality_each(tmp_path: Path) -> None:
 
 SOURCE = {"name": "lab-vendor", "type": "debian", "url": "http://198.18.0.20/debian",
           "suites": ["bookworm"], "components": ["main"], "architectures": ["amd64"],
-          "key": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ\n-----END PGP PUBLIC KEY BLOCK-----"}
+          "key": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ\n"
+                 "-----END PGP PUBLIC KEY BLOCK-----"}
 
 
 def _render_client_sources(tmp_path: Path, host: str, sources: list[dict[str, Any]]) -> str:
     out = tmp_path / f"{host}.sources"
     playbook = tmp_path / "client.yml"
+    roles = REPO / "roles"
+    includes = "".join(f"    - ansible.builtin.include_vars: {{file: {roles / f}}}\n" for f in (
+        "updates/vars/main.yml", "update_client/vars/main.yml", "update_client/defaults/main.yml"))
     playbook.write_text(
-        "- hosts: all\n  gather_facts: false\n  tasks:\n"
-        "    - ansible.builtin.include_vars: {file: " + str(REPO / "roles/updates/vars/main.yml")
-        + "}\n"
-        "    - ansible.builtin.include_vars: {file: " + str(REPO / "roles/update_client/vars/main.yml")
-        + "}\n"
-        "    - ansible.builtin.include_vars: {file: "
-        + str(REPO / "roles/update_client/defaults/main.yml") + "}\n"
-        "    - ansible.builtin.template:\n"
-        "        src: " + str(REPO / "roles/update_client/templates/municloud-updates.sources.j2")
-        + "\n"
+        "- hosts: all\n  gather_facts: false\n  tasks:\n" + includes
+        + "    - ansible.builtin.template:\n"
+        f"        src: {roles / 'update_client/templates/municloud-updates.sources.j2'}\n"
         f"        dest: {out}\n"
         "        mode: '0644'\n"
         "      delegate_to: localhost\n"
