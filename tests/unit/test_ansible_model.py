@@ -204,3 +204,25 @@ def test_a_bad_update_source_fails_before_any_change(tmp_path: Path, bad: dict[s
     assert "updates_sources must be a list of {name, type, url, key}" in done.stdout
     assert " ".join(says.split()) in " ".join(done.stdout.split())
     assert "Install the packages" not in done.stdout  # failed at the check, nothing after it
+
+
+def test_a_terminal_without_a_delivery_server_is_named(tmp_path: Path) -> None:
+    """The address update_client takes from the model, and the error when there is none."""
+    def edit(d: dict[str, Any]) -> None:
+        del d["all"]["children"]["municipalities"]["children"]["tottori_shi"]["hosts"][
+            "tottori-shi-update-relay"]
+
+    playbook = tmp_path / "peer.yml"
+    playbook.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n"
+        "        msg: \"relay={{ hostvars | municloud_peer_address(groups, inventory_hostname, "
+        "'update_relay') }}\"\n")
+    found = ansible("ansible-playbook", "-i", str(SAMPLE), str(playbook), "-l",
+                    "yonago-shi-lgwan-term", "-e", "ansible_connection=local")
+    assert found.returncode == 0 and "relay=198.18.21.20" in found.stdout, found.stdout
+    broken = ansible("ansible-playbook", "-i", str(write(tmp_path, edit)), str(playbook), "-l",
+                     "tottori-shi-lgwan-term", "-e", "ansible_connection=local")
+    said = " ".join((broken.stdout + broken.stderr).split())
+    assert broken.returncode != 0
+    assert "tottori-shi-lgwan-term: the inventory has no host of municloud_role update_relay" \
+        in said, said
