@@ -140,6 +140,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             problems.append(f"{item.nodeid}: {exc.args[0]}")
     if problems:
         raise pytest.UsageError("\n".join(sorted(set(problems))))
+    # A test of a role the inventory has no host of (e.g. the update relay's, on a prefecture
+    # without delivery servers) has nothing to prove there: it is left out, not reported as a
+    # skip that would read as a gap in the evidence.
+    empty = [item for item in items if HERE in item.path.parents
+             and any(str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
+                     for m in item.iter_markers("skip"))]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [item for item in items if item not in empty]
 
 
 @pytest.fixture(autouse=True)
