@@ -167,6 +167,16 @@ def sync(run: Run, relay: Host, now: dt.datetime, *extra: str,
     return status, out + err
 
 
+def up_to_date(run: Run, platform: Host, relay: Host, window: dict[str, str]) -> str:
+    """Ingest (the first snapshot, on a lab no ingest has run on yet) and sync in the window;
+    the snapshot served then."""
+    status, log = ingest(run, platform)
+    assert status == 0, log
+    status, log = sync(run, relay, inside(window))
+    assert status == 0, log
+    return served(run, relay)
+
+
 def served(run: Run, relay: Host) -> str:
     """The snapshot the delivery server serves now."""
     return run(relay, f"readlink {RELAY_ROOT}/current")[1].strip()
@@ -330,6 +340,7 @@ def test_inside_the_window_the_byte_rate_stays_under_the_cap(
 def test_a_tampered_package_is_refused_by_the_platform(
         relay_lab: None, run_as_root: Run, vendor: Host, platform: Host, lab_host: Host,
         terminal: Host, window: dict[str, str]) -> None:
+    up_to_date(run_as_root, platform, lab_host, window)  # the terminal has the repository
     version = f"1.{int(time.time())}"
     publish_package(run_as_root, vendor, version)
     # The pool file is replaced after the vendor signed its hash: a tampered download.
@@ -394,11 +405,11 @@ def test_a_manifest_signed_by_another_key_is_refused_by_the_platform(
 
 @pytest.mark.clause("updates.verified")
 def test_the_terminal_refuses_a_repository_the_vendor_did_not_sign(
-        relay_lab: None, run_as_root: Run, lab_host: Host, terminal: Host,
+        relay_lab: None, run_as_root: Run, platform: Host, lab_host: Host, terminal: Host,
         window: dict[str, str]) -> None:
     """The last hop: apt on the terminal checks the vendor's own signature, so even a delivery
     server that serves a forged InRelease (here: re-signed by another key, in place) is refused."""
-    assert sync(run_as_root, lab_host, inside(window))[0] == 0
+    up_to_date(run_as_root, platform, lab_host, window)
     inrelease = f"{RELAY_ROOT}/current/{DEBIAN_SOURCE}/dists/bookworm/InRelease"
     saved = "/tmp/InRelease.saved"
     _ok(run_as_root(lab_host, f"set -e; cp -p {inrelease} {saved}; home=$(mktemp -d); "
@@ -477,8 +488,7 @@ def test_a_sync_killed_midway_leaves_the_served_snapshot_intact(
         relay_lab: None, run_as_root: Run, vendor: Host, platform: Host, lab_host: Host,
         terminal: Host, window: dict[str, str]) -> None:
     # Something served to compare against: bring the delivery server up to date first.
-    assert sync(run_as_root, lab_host, inside(window))[0] == 0
-    before = served(run_as_root, lab_host)
+    before = up_to_date(run_as_root, platform, lab_host, window)
     manifest = f"{FILES_SOURCE}/manifest.json"
     manifest_before = terminal_gets(run_as_root, terminal, lab_host, manifest)
 
@@ -506,8 +516,7 @@ def test_a_sync_killed_midway_leaves_the_served_snapshot_intact(
 def test_the_previous_snapshot_is_kept_and_can_be_served_again(
         relay_lab: None, run_as_root: Run, vendor: Host, platform: Host, lab_host: Host,
         terminal: Host, window: dict[str, str]) -> None:
-    assert sync(run_as_root, lab_host, inside(window))[0] == 0
-    before = served(run_as_root, lab_host)
+    before = up_to_date(run_as_root, platform, lab_host, window)
     name, _ = publish_pattern(run_as_root, vendor)
     assert ingest(run_as_root, platform)[0] == 0
     assert sync(run_as_root, lab_host, inside(window))[0] == 0
