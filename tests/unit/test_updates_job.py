@@ -215,3 +215,12 @@ def test_a_bad_config_is_exit_2_and_names_the_key(tmp_path: Path,
     assert job.main(["sync", "--config", str(tmp_path / "none.json")]) == 2
     assert job.main(["sync", "--config", str(config), "--now", "2026-12-01T00:00"]) == 2
     assert "give a time zone" in capsys.readouterr().out
+
+
+def test_an_unsafe_source_name_is_a_configuration_error(tmp_path: Path) -> None:
+    config = {"_path": "platform.json", "store": {"bucket": "b"},
+              "signing": {"gnupghome": str(tmp_path), "key": "F" * 40},
+              "sources": [{"name": "../etc", "type": "files", "url": "http://198.18.0.20/p",
+                           "keyring": "/k.asc"}]}
+    with pytest.raises(job.ConfigError, match=r"sources\[0\]\.name: unsafe path '\.\./etc'"):
+        job.ingest(config, job.Clock(None))
