@@ -417,15 +417,24 @@ def test_the_terminal_refuses_a_repository_the_vendor_did_not_sign(
                               "--passphrase '' --quick-gen-key 'not the vendor' ed25519 sign "
                               f"never; gpg --homedir $home --batch --decrypt {saved} 2>/dev/null"
                               f" | gpg --homedir $home --batch --yes --clearsign > /tmp/forged; "
-                              f"cat /tmp/forged > {inrelease}; rm -rf $home /tmp/forged"),
+                              f"cat /tmp/forged > {inrelease}; rm -rf $home /tmp/forged; "
+                              # an hour newer than the real one: see the restore below
+                              f"touch -d @$(( $(stat -c %Y {saved}) + 3600 )) {inrelease}"),
         "forge InRelease")
     try:
         # apt refuses it and keeps its previous indexes; --error-on=any makes that the exit status
         status, out, _ = run_as_root(terminal, "apt-get update --error-on=any 2>&1", timeout=300)
         assert status != 0, f"apt accepted an InRelease the vendor did not sign:\n{out}"
         assert "NO_PUBKEY" in out and "Err:" in out, out
-    finally:  # the same bytes back, in place (the file is shared with other snapshots)
-        run_as_root(lab_host, f"cat {saved} > {inrelease} && rm {saved}")
+    finally:
+        # The same bytes and time back, in place (the file is shared with other snapshots). The
+        # time matters: apt keeps the InRelease it refused in lists/partial/ and asks for the
+        # rest of it (Range: bytes=<its size>-, If-Range: <its Last-Modified>). The forgery has
+        # the real file's size (both ed25519), so a restored file with the forgery's time, to the
+        # second, is answered "416, nothing more" and apt goes on judging the forgery (seen in CI
+        # on a terminal that had no lists yet).
+        run_as_root(lab_host, f"cat {saved} > {inrelease} && touch -r {saved} {inrelease} "
+                              f"&& rm {saved}")
     _ok(run_as_root(terminal, "apt-get update 2>&1", timeout=300), "apt-get update after")
 
 
