@@ -37,6 +37,7 @@ from pulumi.runtime.sync_await import _sync_await
 ACCOUNT_ID = "123456789012"  # a documentation account id; no account is consulted
 DEFAULT_REGION = "ap-northeast-1"
 PROVIDER_TYPE_PREFIX = "pulumi:providers:"
+UNKNOWN = rpc.UNKNOWN  # what the wire format carries for a value a preview does not know yet
 
 
 @dataclass
@@ -127,10 +128,16 @@ def _arn(type_: str, name: str, region: str) -> str:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Mocks with deterministic outputs derived from names; they answer the few invokes used."""
+    """Mocks with deterministic outputs derived from names; they answer the few invokes used.
 
-    def __init__(self, default_region: str = DEFAULT_REGION) -> None:
+    With ``preview``, they answer as a first ``pulumi preview`` of a new stack does: a resource
+    to be created has no id and no computed outputs yet, only its inputs, so everything derived
+    from an id or an ARN is unknown (and what a program builds inside ``apply`` on one is not
+    registered at all, as in a real preview)."""
+
+    def __init__(self, default_region: str = DEFAULT_REGION, preview: bool = False) -> None:
         self.default_region = default_region
+        self.preview = preview
         self.provider_regions: dict[str, str] = {}  # provider id -> region
 
     def _region(self, args: _mocks.MockResourceArgs) -> str:
@@ -151,6 +158,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         resource_id = f"{name}-id"
         if not args.custom:  # a component: nothing to invent
             return resource_id, outputs
+        if self.preview:  # to be created: no id, nothing computed yet
+            return "", outputs
         region = self._region(args)
         outputs.setdefault("arn", _arn(type_, name, region))
         outputs.setdefault("region", region)
@@ -203,7 +212,7 @@ class RecordingMonitor(_mocks.MockMonitor):
         registration = self.resources[response.urn]
         props = _plain(registration.state)
         if request.custom:
-            props.setdefault("id", registration.id)
+            props.setdefault("id", registration.id or UNKNOWN)
         self.recorded.append(Resource(
             urn=response.urn,
             type=request.type,
@@ -219,7 +228,10 @@ class RecordingMonitor(_mocks.MockMonitor):
 
 
 def _plain(value: Any) -> Any:
-    """Inputs as plain data: secrets unwrapped (their values are placeholders offline)."""
+    """Inputs as plain data: secrets unwrapped (their values are placeholders offline), values
+    not known yet (a preview) as the wire format's unknown string."""
+    if isinstance(value, pulumi.output.Unknown):
+        return UNKNOWN
     if isinstance(value, Mapping):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             return _plain(value.get("value"))
@@ -242,20 +254,23 @@ def run_program(
     stack: str,
     secret_keys: list[str] | None = None,
     default_region: str | None = None,
+    preview: bool = False,
 ) -> Graph:
     """Run ``program`` under mocks with ``config`` (``namespace:key`` -> value) and record it.
 
     Nothing here contacts a provider, an engine or a cloud account. Each call starts from a fresh
-    root stack, so several programs can be run one after another in one process.
+    root stack, so several programs can be run one after another in one process. ``preview``
+    records what a first ``pulumi preview`` would send (see :class:`RecordingMocks`).
     """
     import time
 
     region = default_region or str(config.get("aws:region", DEFAULT_REGION))
-    mocks = RecordingMocks(region)
+    mocks = RecordingMocks(region, preview=preview)
     monitor = RecordingMonitor(mocks)
     ROOT.set(None)  # a fresh root stack for every run
     set_all_config({k: config_value(v) for k, v in config.items()}, secret_keys or [])
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview,
+                             monitor=monitor)
     outputs: dict[str, Any] = {}
 
     def body() -> Any:

@@ -2,8 +2,11 @@
 
 Runs the stack's program (``pulumi/<project>/__main__.py``) with its stack file's config under
 ``pulumi.runtime.set_mocks``, then prints the resource tree (component -> children), counts per
-type and per prefecture / municipality (from the tags), and the result of the project's CrossGuard
-policy pack run over that graph. Exit status 1 if a mandatory policy fails.
+type and per prefecture / municipality (from the tags), and the verdict of the project's CrossGuard
+policy pack, run by its own program (``pulumi/policy``) and spoken to over gRPC as the engine does
+(:mod:`municloud.cloud.engine`), twice: on the graph a first ``pulumi preview`` sends (ids and
+ARNs unknown) and on the graph after ``pulumi up``. Exit status 1 if a mandatory policy fails in
+either.
 
 This is NOT ``pulumi preview``: no Pulumi engine, no AWS provider and no cloud account is
 consulted, so it cannot tell what exists already or what would change; ids and ARNs are invented
@@ -19,8 +22,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from municloud.cloud.engine import PolicyResult
     from municloud.cloud.mockrun import Graph, Resource
-    from municloud.cloud.policies import PolicyResult
     from municloud.cloud.stacks import Stack
 
 DISCLAIMER = (
@@ -134,17 +137,32 @@ def render(stack: Stack, graph: Graph, results: list[PolicyResult], tree: bool =
     out.append(f"  {c['untagged_by_design']:5d}  untaggable by design "
                "(municloud.cloud.tags.UNTAGGABLE_TYPES)")
     out.append("")
-    out.append(f"Policy pack municloud ({len(results)} policies):")
+    out.append(f"Policy pack municloud ({len(results)} policies), run by pulumi/policy as the "
+               "engine runs it, at a first preview and at up:")
     for res in results:
         verdict = "PASS" if res.passed else "FAIL"
         out.append(f"  {verdict}  {res.name} [{res.enforcement}]: {res.description}")
         out.extend(f"          - {msg}" + (f" ({urn})" if urn else "")
                    for msg, urn in res.violations)
+        out.extend(f"          ~ advisory: {msg}" for msg, _ in res.advisories)
     failed = [r for r in results if not r.passed and r.enforcement == "mandatory"]
     out.append("")
     out.append(f"Result: {len(failed)} mandatory policies fail" if failed
                else "Result: every mandatory policy passes (offline, under mocks)")
     return "\n".join(out)
+
+
+def merge(preview: list[PolicyResult], up: list[PolicyResult]) -> list[PolicyResult]:
+    """One verdict per policy over both runs; each finding says in which run it was made."""
+    from municloud.cloud.engine import PolicyResult
+
+    merged: dict[str, PolicyResult] = {}
+    for phase, results in (("preview", preview), ("up", up)):
+        for r in results:
+            m = merged.setdefault(r.name, PolicyResult(r.name, r.description, r.enforcement))
+            m.violations += [(f"[{phase}] {msg}", urn) for msg, urn in r.violations]
+            m.advisories += [(f"[{phase}] {msg}", urn) for msg, urn in r.advisories]
+    return list(merged.values())
 
 
 def as_json(stack: Stack, graph: Graph, results: list[PolicyResult]) -> str:
@@ -159,7 +177,8 @@ def as_json(stack: Stack, graph: Graph, results: list[PolicyResult]) -> str:
         "resources": [{"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent,
                        "custom": r.custom} for r in graph],
         "policies": [{"name": r.name, "enforcement": r.enforcement, "passed": r.passed,
-                      "violations": [{"message": m, "urn": u} for m, u in r.violations]}
+                      "violations": [{"message": m, "urn": u} for m, u in r.violations],
+                      "advisories": [{"message": m, "urn": u} for m, u in r.advisories]}
                      for r in results],
     }, ensure_ascii=False, indent=2)
 
@@ -168,10 +187,12 @@ def main(args: argparse.Namespace) -> int:
     # Heavy imports (pulumi, pulumi_aws, pulumi_policy) only when the plan runs.
     from municloud.cloud import stacks
     from municloud.cloud.config import ConfigError
+    from municloud.cloud.engine import AnalyzerError
     from municloud.cloud.policies import run_policy_pack
 
     try:
         stack = stacks.resolve(args.stack)
+        preview = stacks.run(stack, preview=True)
         graph = stacks.run(stack)
     except (stacks.StackError, ConfigError) as exc:
         print(f"municloud cloud plan: {exc}", file=sys.stderr)
@@ -180,7 +201,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"municloud cloud plan: {stack.ref} registered no resource; nothing was proven",
               file=sys.stderr)
         return 2
-    results = run_policy_pack(graph.resources)
+    try:
+        results = merge(run_policy_pack(preview.resources), run_policy_pack(graph.resources))
+    except AnalyzerError as exc:
+        print(f"municloud cloud plan: {exc}", file=sys.stderr)
+        return 2
     print(as_json(stack, graph, results) if args.json
           else render(stack, graph, results, tree=not args.no_tree))
     failed = [r for r in results if not r.passed and r.enforcement == "mandatory"]

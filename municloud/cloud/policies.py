@@ -6,10 +6,15 @@ Each rule is a pure function. Resource rules look at one resource,
 them to CrossGuard and as the mocks record them. The CrossGuard pack (``pulumi/policy``) wraps
 these functions in ``ResourceValidationPolicy`` / ``StackValidationPolicy`` with
 ``EnforcementLevel.MANDATORY`` (:func:`policy_pack_policies`); the unit tests and
-``municloud cloud plan`` run that same pack over a mocked graph through :func:`run_policy_pack`.
+``municloud cloud plan`` run that same pack, started as its own program and spoken to over gRPC
+as the engine does (:mod:`municloud.cloud.engine`), over a mocked graph.
 
-Values a real preview does not know yet (ids, ARNs) arrive as None; rules skip what they cannot
-judge rather than guess, and the stack rules run again, with every value known, at ``pulumi up``.
+Under the engine, lists and maps are pulumi_policy's proxies (``Sequence``/``Mapping``, not
+``list``/``dict``: :func:`is_list`), and in a preview every id and ARN of a resource still to be
+created is unknown; the proxy raises on reading one, which turns the whole policy into an
+advisory "can't run during preview". So resource rules read references with :func:`is_set`, and
+stack rules get plain :class:`Item` s (unknowns as :data:`UNKNOWN`) whose references are followed
+by :class:`Identities`: by the known id, or else by the engine's property dependencies.
 """
 
 from __future__ import annotations
@@ -21,30 +26,141 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from municloud.cloud import tags
+from municloud.cloud.engine import PolicyResult
 from municloud.inventory import code_problem
 
 # --- the resources the stack rules see ---------------------------------------------------------
 
 
+# Pulumi's wire values for "not known until up" (pulumi_policy's proxy.py has the same list).
+UNKNOWN_VALUES = frozenset({
+    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7", "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
+    "04da6b54-80e4-46f7-96ec-b56ff0331ba9", "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
+    "030794c1-ac77-496b-92df-f27374a8bd58", "e48ece36-62e2-4504-bad9-02848725956a",
+    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
+})
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def is_unknown(value: Any) -> bool:
+    return isinstance(value, str) and value in UNKNOWN_VALUES
+
+
 @dataclass(frozen=True)
 class Item:
-    """A resource as a stack rule sees it, whichever runner (engine or mocks) supplied it."""
+    """A resource as a stack rule sees it, whichever runner (engine or mocks) supplied it.
+
+    ``props`` are plain data; a value a preview does not know yet is :data:`UNKNOWN`. ``deps``
+    are the engine's property dependencies (property -> URNs of the resources its value comes
+    from): in a preview they are how one resource's reference to another (a route to a table,
+    a flow log to a VPC) is followed while the ids are unknown.
+    """
 
     type: str
     urn: str
     name: str
     props: Mapping[str, Any]
+    deps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def tags(self) -> dict[str, str]:
         return tag_map(self.props.get("tags"))
+
+    def known(self, key: str) -> Any:
+        """The value of ``key``, or None when absent or not known yet."""
+        value = self.props.get(key)
+        return None if is_unknown(value) else value
+
+
+class Identities:
+    """Which resource a reference points at, by known id (or ARN, or attachment id) or, while
+    those are unknown, by the URN the engine says the value depends on."""
+
+    def __init__(self, items: Sequence[Item],
+                 outputs: Sequence[str] = ("id", "arn", "transitGatewayAttachmentId")) -> None:
+        self.owner: dict[str, str] = {}
+        self.by_urn = {i.urn: i for i in items}
+        for item in items:
+            self.owner[item.urn] = item.urn
+            for key in outputs:
+                value = item.known(key)
+                if isinstance(value, str) and value:
+                    self.owner.setdefault(value, item.urn)
+
+    def of(self, item: Item, key: str, value: Any = None) -> set[str]:
+        """What ``item``'s ``key`` (or the given nested ``value`` of it) refers to: owners'
+        URNs where known, else the raw value (a resource outside the stack)."""
+        raw = item.known(key) if value is None else (None if is_unknown(value) else value)
+        found = {self.owner.get(str(raw), str(raw))} if raw else set()
+        if not found:
+            found = {self.owner.get(u, u) for u in item.deps.get(key, ())}
+        return found
+
+    def label(self, key: str) -> str:
+        item = self.by_urn.get(key)
+        return item.name if item else key
+
+
+def plain(value: Any) -> Any:
+    """The engine's proxies as plain data, a value not known yet as :data:`UNKNOWN` (reading
+    one through the proxy raises, which would stop the whole rule during a preview)."""
+    from pulumi_policy.proxy import UnknownValueError
+
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key in value:
+            try:
+                out[str(key)] = plain(value[key])
+            except UnknownValueError:
+                out[str(key)] = UNKNOWN
+        return out
+    if is_list(value):
+        items: list[Any] = []
+        for index in range(len(value)):
+            try:
+                items.append(plain(value[index]))
+            except UnknownValueError:
+                items.append(UNKNOWN)
+        return items
+    return UNKNOWN if is_unknown(value) else value
+
+
+def items_of(resources: Iterable[Any]) -> list[Item]:
+    """Stack rules' items from recorded resources (mockrun) or the engine's PolicyResources."""
+    out = []
+    for r in resources:
+        if hasattr(r, "resource_type"):  # pulumi_policy's PolicyResource
+            deps = {k: tuple(d.urn for d in v) for k, v in (r.property_dependencies or {}).items()}
+            out.append(Item(r.resource_type, r.urn, r.name, plain(r.props), deps))
+        else:
+            out.append(Item(r.type, r.urn, r.name, plain(r.props),
+                            {k: tuple(v) for k, v in
+                             (getattr(r, "property_dependencies", None) or {}).items()}))
+    return out
+
+
+def is_list(value: Any) -> bool:
+    """A list as the rules may receive it: under the engine, pulumi_policy hands over its own
+    proxy (a ``Sequence``, not a ``list``), so ``isinstance(value, list)`` would be False."""
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def is_set(props: Mapping[str, Any], key: str) -> bool:
+    """Whether ``key`` is given: a value, or (in a preview) a reference known only at up, such
+    as the ARN of a key made in the same run. The engine's proxy raises on reading the latter."""
+    from pulumi_policy.proxy import UnknownValueError
+
+    try:
+        return bool(props.get(key))
+    except UnknownValueError:
+        return True
 
 
 def tag_map(value: Any) -> dict[str, str]:
     """Tags as a mapping; an auto scaling group's list of {key, value} is read too."""
     if isinstance(value, Mapping):
         return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if is_list(value):
         return {str(t.get("key")): str(t.get("value")) for t in value if isinstance(t, Mapping)}
     return {}
 
@@ -107,7 +223,7 @@ def check_tags(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     pref, mun = found.get(tags.PREFECTURE), found.get(tags.MUNICIPALITY)
     if pref and mun and pref[:2] != mun[:2]:
         problems.append(f"municipality {mun} is not in prefecture {pref}")
-    if isinstance(props.get("tags"), list):  # auto scaling group: tags must reach the instances
+    if is_list(props.get("tags")):  # auto scaling group: tags must reach the instances
         problems += [f"tag {t.get('key')} does not propagate at launch"
                      for t in props["tags"]
                      if isinstance(t, Mapping) and not _true(t.get("propagateAtLaunch"))]
@@ -139,20 +255,20 @@ def check_encryption(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     if resource_type in (RDS, "aws:rds/cluster:Cluster"):
         if not _true(props.get("storageEncrypted")):
             out.append("database storage is not encrypted (storage_encrypted)")
-        if not props.get("kmsKeyId"):
+        if not is_set(props, "kmsKeyId"):
             out.append("database has no customer KMS key (kms_key_id)")
     elif resource_type == "aws:kms/key:Key":
         if not _true(props.get("enableKeyRotation")):
             out.append("KMS key rotation is off")
     elif resource_type == "aws:cloudtrail/trail:Trail":
-        if not props.get("kmsKeyId"):
+        if not is_set(props, "kmsKeyId"):
             out.append("trail is not encrypted with a KMS key")
         if not _true(props.get("enableLogFileValidation")):
             out.append("trail has no log file validation")
         if not _true(props.get("isMultiRegionTrail")):
             out.append("trail does not cover all regions")
     elif resource_type == BACKUP_VAULT:
-        if not props.get("kmsKeyArn"):
+        if not is_set(props, "kmsKeyArn"):
             out.append("backup vault has no customer KMS key")
     elif resource_type == BUCKET:
         if not _true(props.get("objectLockEnabled")):
@@ -227,33 +343,34 @@ class _Attachment:
 
 @dataclass
 class _Table:
+    label: str = ""
     associated: list[str] = field(default_factory=list)
     targets: list[tuple[str, str, str]] = field(default_factory=list)  # (attachment, what, urn)
 
 
 def transit_tables(resources: Sequence[Item]) -> tuple[dict[str, _Attachment], dict[str, _Table]]:
-    """Attachments (id -> owner) and route tables (id -> associations, routes, propagations)."""
-    attachments: dict[str, _Attachment] = {}
-    for r in resources:
-        if r.type == VPN and r.props.get("transitGatewayAttachmentId"):
-            attachments[str(r.props["transitGatewayAttachmentId"])] = _Attachment(
-                r.urn, f"VPN {r.name}", r.tags)
-        elif r.type == TGW_VPC_ATTACHMENT and r.props.get("id"):
-            attachments[str(r.props["id"])] = _Attachment(r.urn, f"VPC attachment {r.name}",
-                                                          r.tags)
+    """Attachments and route tables (associations, routes, propagations), each keyed by its
+    resource's URN (or, for one outside the stack, the id it is referred to by)."""
+    ids = Identities(resources)
+    attachments = {r.urn: _Attachment(r.urn, f"{'VPN' if r.type == VPN else 'VPC attachment'} "
+                                              f"{r.name}", r.tags)
+                   for r in resources if r.type in (VPN, TGW_VPC_ATTACHMENT)}
     tables: dict[str, _Table] = defaultdict(_Table)
     for r in resources:
-        table, attachment = (r.props.get("transitGatewayRouteTableId"),
-                             r.props.get("transitGatewayAttachmentId"))
-        if not table or not attachment:
+        if r.type not in (TGW_ASSOCIATION, TGW_ROUTE, TGW_PROPAGATION):
             continue
-        if r.type == TGW_ASSOCIATION:
-            tables[str(table)].associated.append(str(attachment))
-        elif r.type == TGW_ROUTE and not _true(r.props.get("blackhole")):
-            tables[str(table)].targets.append(
-                (str(attachment), f"route to {r.props.get('destinationCidrBlock')}", r.urn))
-        elif r.type == TGW_PROPAGATION:
-            tables[str(table)].targets.append((str(attachment), "propagation", r.urn))
+        if r.type == TGW_ROUTE and _true(r.known("blackhole")):
+            continue
+        for table in ids.of(r, "transitGatewayRouteTableId"):
+            tables[table].label = ids.label(table)
+            for attachment in ids.of(r, "transitGatewayAttachmentId"):
+                if r.type == TGW_ASSOCIATION:
+                    tables[table].associated.append(attachment)
+                elif r.type == TGW_ROUTE:
+                    tables[table].targets.append(
+                        (attachment, f"route to {r.props.get('destinationCidrBlock')}", r.urn))
+                else:
+                    tables[table].targets.append((attachment, "propagation", r.urn))
     return attachments, dict(tables)
 
 
@@ -266,11 +383,11 @@ def check_tenant_isolation(resources: Sequence[Item]) -> list[tuple[str, str | N
     """
     attachments, tables = transit_tables(resources)
     out: list[tuple[str, str | None]] = []
-    for table_id, table in tables.items():
+    for table in tables.values():
         sources = [attachments[a] for a in table.associated if a in attachments]
         tenants = {s.municipality for s in sources if s.municipality}
         if len(tenants) > 1:
-            out.append((f"route table {table_id} is shared by municipalities "
+            out.append((f"route table {table.label} is shared by municipalities "
                         f"{', '.join(sorted(tenants))}: give each its own table", None))
         for source in sources:
             if not source.municipality:
@@ -304,43 +421,48 @@ def check_joint_cloud_closed(resources: Sequence[Item]) -> list[tuple[str, str |
 
 def check_log_archive(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
     """Every bucket is versioned, object-locked with a retention, KMS-encrypted and private."""
+    ids = Identities(resources, outputs=("id", "bucket", "arn"))
     by_bucket: dict[str, set[str]] = defaultdict(set)
     for r in resources:
-        bucket = r.props.get("bucket")
-        if not bucket:
-            continue
-        if r.type.endswith("bucketVersioning:BucketVersioning") and (
-                r.props.get("versioningConfiguration") or {}).get("status") == "Enabled":
-            by_bucket[str(bucket)].add("versioning")
-        elif r.type.endswith("bucketObjectLockConfiguration:BucketObjectLockConfiguration"):
-            retention = (r.props.get("rule") or {}).get("defaultRetention") or {}
-            if retention.get("days") or retention.get("years"):
-                by_bucket[str(bucket)].add("object lock retention")
-        elif r.type.endswith("BucketServerSideEncryptionConfiguration") and not check_encryption(
-                r.type, r.props):
-            by_bucket[str(bucket)].add("KMS encryption")
-        elif r.type.endswith("bucketPublicAccessBlock:BucketPublicAccessBlock") and all(
-                _true(r.props.get(k)) for k in ("blockPublicAcls", "blockPublicPolicy",
-                                                "ignorePublicAcls", "restrictPublicBuckets")):
-            by_bucket[str(bucket)].add("public access block")
-        elif r.type.endswith("bucketLifecycleConfiguration:BucketLifecycleConfiguration"):
-            by_bucket[str(bucket)].add("lifecycle")
+        for bucket in ids.of(r, "bucket") if r.type != BUCKET else ():
+            _bucket_settings(r, by_bucket[bucket])
     needed = {"versioning", "object lock retention", "KMS encryption", "public access block",
               "lifecycle"}
     out: list[tuple[str, str | None]] = []
     for r in resources:
-        if r.type == BUCKET and r.props.get("id"):
-            missing = needed - by_bucket[str(r.props["id"])]
+        if r.type == BUCKET:
+            missing = needed - by_bucket[r.urn]
             if missing:
                 out.append((f"bucket {r.name} lacks {', '.join(sorted(missing))}", r.urn))
     return out
 
 
+def _bucket_settings(r: Item, found: set[str]) -> None:
+    """What one of a bucket's configuration resources gives it."""
+    if r.type.endswith("bucketVersioning:BucketVersioning") and (
+            r.props.get("versioningConfiguration") or {}).get("status") == "Enabled":
+        found.add("versioning")
+    elif r.type.endswith("bucketObjectLockConfiguration:BucketObjectLockConfiguration"):
+        retention = (r.props.get("rule") or {}).get("defaultRetention") or {}
+        if retention.get("days") or retention.get("years"):
+            found.add("object lock retention")
+    elif r.type.endswith("BucketServerSideEncryptionConfiguration") and not check_encryption(
+            r.type, r.props):
+        found.add("KMS encryption")
+    elif r.type.endswith("bucketPublicAccessBlock:BucketPublicAccessBlock") and all(
+            _true(r.props.get(k)) for k in ("blockPublicAcls", "blockPublicPolicy",
+                                            "ignorePublicAcls", "restrictPublicBuckets")):
+        found.add("public access block")
+    elif r.type.endswith("bucketLifecycleConfiguration:BucketLifecycleConfiguration"):
+        found.add("lifecycle")
+
+
 def check_flow_logs(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
     """Every VPC's traffic is logged."""
-    logged = {str(r.props.get("vpcId")) for r in resources if r.type == FLOW_LOG}
+    ids = Identities(resources)
+    logged = {vpc for r in resources if r.type == FLOW_LOG for vpc in ids.of(r, "vpcId")}
     return [(f"VPC {r.name} has no flow log", r.urn) for r in resources
-            if r.type == VPC and r.props.get("id") and str(r.props["id"]) not in logged]
+            if r.type == VPC and r.urn not in logged]
 
 
 def _region(arn: Any) -> str | None:
@@ -349,25 +471,36 @@ def _region(arn: Any) -> str | None:
 
 
 def check_backup_copies(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
-    """Every backup rule copies to a vault in another region; every database is backed up."""
+    """Every backup rule copies to a vault in another region; every database is backed up.
+    (In a preview the ARNs, and so the regions, are unknown: the region is judged at up.)"""
     out: list[tuple[str, str | None]] = []
     for plan in (r for r in resources if r.type == BACKUP_PLAN):
-        plan_region = _region(plan.props.get("arn"))
+        plan_region = _region(plan.known("arn"))
         for rule in plan.props.get("rules") or []:
             copies = rule.get("copyActions") or []
             if not copies:
                 out.append((f"backup plan {plan.name} rule {rule.get('ruleName')} makes no copy "
                             "in a second region", plan.urn))
             for copy in copies:
-                region = _region(copy.get("destinationVaultArn"))
+                arn = copy.get("destinationVaultArn")
+                region = None if is_unknown(arn) else _region(arn)
                 if plan_region and region and region == plan_region:
                     out.append((f"backup plan {plan.name} copies within {region}: copy to a "
                                 "vault in another region", plan.urn))
     if _is_joint_cloud(resources):
-        selected = {str(arn) for r in resources if r.type == BACKUP_SELECTION
-                    for arn in r.props.get("resources") or []}
+        ids = Identities(resources)
+        selected: set[str] = set()
+        for r in resources:
+            if r.type != BACKUP_SELECTION:
+                continue
+            arns = r.props.get("resources") or []
+            known = [a for a in arns if not is_unknown(a)]
+            for arn in known:
+                selected |= ids.of(r, "resources", arn)
+            if len(known) < len(arns):  # a preview: the databases it depends on
+                selected |= {ids.owner.get(u, u) for u in r.deps.get("resources", ())}
         out += [(f"database {r.name} is in no backup selection", r.urn) for r in resources
-                if r.type == RDS and r.props.get("arn") and str(r.props["arn"]) not in selected]
+                if r.type == RDS and r.urn not in selected]
     return out
 
 
@@ -439,8 +572,7 @@ def policy_pack_policies() -> list[Any]:
 
     def stack_validator(check: StackCheck) -> Callable[[Any, Any], None]:
         def validate(args: Any, report_violation: Any) -> None:
-            items = [Item(r.resource_type, r.urn, r.name, r.props) for r in args.resources]
-            for message, urn in check(items):
+            for message, urn in check(items_of(args.resources)):
                 report_violation(message, urn)
         return validate
 
@@ -459,67 +591,13 @@ def policy_pack_policies() -> list[Any]:
     return policies
 
 
-@dataclass
-class PolicyResult:
-    name: str
-    description: str
-    enforcement: str
-    violations: list[tuple[str, str | None]]
+def run_policy_pack(resources: Iterable[Any]) -> list[PolicyResult]:
+    """Every policy's verdict over recorded resources, from the pack's own program
+    (``pulumi/policy``) spoken to over gRPC as the engine does (:mod:`municloud.cloud.engine`):
+    the rules see the analyzer's proxies and unknowns, not the recorder's plain lists."""
+    from municloud.cloud.engine import shared_analyzer
 
-    @property
-    def passed(self) -> bool:
-        return not self.violations
-
-
-def run_policy_pack(resources: Iterable[Any],
-                    policies: list[Any] | None = None) -> list[PolicyResult]:
-    """Run the pack's validate functions over recorded resources, as the engine would.
-
-    An adapter: it builds the ``ResourceValidationArgs`` and ``StackValidationArgs`` that
-    pulumi_policy passes (props camelCase, with urn, name and parent) and collects violations.
-    """
-    from pulumi_policy import (
-        PolicyCustomTimeouts,
-        PolicyResource,
-        PolicyResourceOptions,
-        ResourceValidationArgs,
-        ResourceValidationPolicy,
-        StackValidationArgs,
-    )
-
-    recorded = list(resources)
-    policies = policy_pack_policies() if policies is None else policies
-
-    def options(r: Any) -> Any:
-        return PolicyResourceOptions(protect=False, ignore_changes=[],
-                                     delete_before_replace=None, aliases=[],
-                                     custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
-                                     additional_secret_outputs=[], parent=r.parent)
-
-    stack_resources: dict[str, Any] = {}
-    for r in recorded:
-        stack_resources[r.urn] = PolicyResource(
-            resource_type=r.type, props=r.props, urn=r.urn, name=r.name, opts=options(r),
-            provider=None, parent=stack_resources.get(r.parent or ""), dependencies=[],
-            property_dependencies={})
-    results = []
-    for policy in policies:
-        found: list[tuple[str, str | None]] = []
-        if isinstance(policy, ResourceValidationPolicy):
-            for r in recorded:
-                def report(message: str, urn: str | None = None, r: Any = r,
-                           found: list[tuple[str, str | None]] = found) -> None:
-                    found.append((f"{r.name}: {message}", urn or r.urn))
-                policy.validate(ResourceValidationArgs(r.type, r.props, r.urn, r.name,
-                                                       options(r), None), report)
-        else:
-            def report_stack(message: str, urn: str | None = None,
-                             found: list[tuple[str, str | None]] = found) -> None:
-                found.append((message, urn))
-            policy.validate(StackValidationArgs(list(stack_resources.values())), report_stack)
-        level = policy.enforcement_level.value if policy.enforcement_level else "advisory"
-        results.append(PolicyResult(policy.name, policy.description, level, found))
-    return results
+    return shared_analyzer().analyze(resources)
 
 
 def cidr_within(cidr: str, networks: Iterable[ipaddress.IPv4Network]) -> bool:

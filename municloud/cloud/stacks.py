@@ -93,8 +93,9 @@ def resolve(ref: str | Path) -> Stack:
                  tuple(placeholders))
 
 
-def run(stack: Stack) -> Graph:
-    """Run the stack's ``__main__.py`` under mocks and return the recorded graph."""
+def run(stack: Stack, preview: bool = False) -> Graph:
+    """Run the stack's ``__main__.py`` under mocks and return the recorded graph (of a first
+    ``pulumi preview`` with ``preview``: ids and computed values unknown)."""
     from municloud.cloud.mockrun import run_program
 
     main = stack.program_dir / "__main__.py"
@@ -102,4 +103,4 @@ def run(stack: Stack) -> Graph:
         raise StackError(f"{stack.program_dir} has no __main__.py")
     return run_program(lambda: runpy.run_path(str(main), run_name="__main__") and None,
                        config=stack.config, project=stack.project, stack=stack.name,
-                       secret_keys=list(stack.secret_keys))
+                       secret_keys=list(stack.secret_keys), preview=preview)

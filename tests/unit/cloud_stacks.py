@@ -13,8 +13,9 @@ ALL_STACKS = SECURITY_STACKS + JOINT_STACKS
 
 
 @functools.cache
-def graph(ref: str) -> Graph:
-    """The recorded graph of ``ref``; asserts it is not empty (an empty graph proves nothing)."""
-    g = stacks.run(stacks.resolve(ref))
+def graph(ref: str, preview: bool = False) -> Graph:
+    """The recorded graph of ``ref`` (as a first preview would send it, with ``preview``);
+    asserts it is not empty (an empty graph proves nothing)."""
+    g = stacks.run(stacks.resolve(ref), preview=preview)
     assert len(g.cloud_resources) > 20, f"{ref}: the mocked graph is (nearly) empty"
     return g

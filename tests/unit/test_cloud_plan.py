@@ -55,20 +55,24 @@ def test_plan_takes_a_stack_file_path(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_plan_fails_when_a_mandatory_policy_fails(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from municloud.cloud import policies
-
-    def always(resources: object) -> list[tuple[str, str | None]]:
-        return [("made to fail by the test", None)]
-
-    rules = tuple(policies.Rule(r.name, r.description, r.resource_check,
-                                always if r.name == "municloud-flow-logs" else r.stack_check)
-                  for r in policies.RULES)
-    monkeypatch.setattr(policies, "RULES", rules)
-    assert main(["cloud", "plan", "security-cloud/tottori", "--no-tree"]) == 1
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A copy of the joint-cloud program that also opens an internet gateway: the pack, run as
+    the engine runs it, refuses it, and the plan says which policy and exits 1."""
+    repo = Path(plan.__file__).parents[2]
+    program = (repo / "pulumi/joint-cloud/__main__.py").read_text(encoding="utf-8")
+    (tmp_path / "__main__.py").write_text(program + (
+        "\nimport pulumi_aws as _aws\nfrom municloud.cloud import tags as _tags\n"
+        "_aws.ec2.InternetGateway('shortcut', tags=_tags.base("
+        "'tottori-joint', _tags.KIND_JOINT_CLOUD, prefecture='310000', municipality='312011'))\n"),
+        encoding="utf-8")
+    (tmp_path / "Pulumi.yaml").write_bytes((repo / "pulumi/joint-cloud/Pulumi.yaml").read_bytes())
+    stack = (repo / "pulumi/joint-cloud/Pulumi.tottori-joint.yaml").read_text(encoding="utf-8")
+    (tmp_path / "Pulumi.open.yaml").write_text(
+        stack.replace("../../inventories/sample", str(repo / "inventories/sample")),
+        encoding="utf-8")
+    assert main(["cloud", "plan", str(tmp_path / "Pulumi.open.yaml"), "--no-tree"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  municloud-flow-logs" in out and "made to fail by the test" in out
+    assert "FAIL  municloud-joint-cloud-closed" in out and "shortcut" in out, out
     assert "Result: 1 mandatory policies fail" in out
 
 

@@ -4,15 +4,18 @@ graph of each sample stack, and against a graph with an invariant broken on purp
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pytest
 from cloud_stacks import ALL_STACKS, graph
+from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
 
 from municloud.cloud import joint_cloud, policies, security_cloud, stacks, tags
+from municloud.cloud.engine import AnalyzerError, PolicyAnalyzer, shared_analyzer
 from municloud.cloud.mockrun import Graph, Resource, run_program
 
 GOOD_TAGS = tags.base("okayama-tottori", tags.KIND_SECURITY_CLOUD, prefecture="310000",
@@ -39,6 +42,23 @@ def test_every_policy_is_mandatory_and_named_once() -> None:
     assert len({p.name for p in pack}) == len(pack)
     assert all(p.enforcement_level is EnforcementLevel.MANDATORY for p in pack)
     assert all(isinstance(p, ResourceValidationPolicy | StackValidationPolicy) for p in pack)
+
+
+def test_the_pack_program_serves_every_rule_as_mandatory() -> None:
+    """What the engine learns from pulumi/policy itself (GetAnalyzerInfo over gRPC)."""
+    info = shared_analyzer().info()
+    assert info.name == "municloud"
+    served = {p.name: p.enforcementLevel for p in info.policies}
+    assert set(served) == {r.name for r in policies.RULES}
+    assert set(served.values()) == {analyzer_pb2.MANDATORY}
+
+
+def test_a_pack_that_does_not_start_is_named(tmp_path: Path) -> None:
+    with pytest.raises(AnalyzerError, match=str(tmp_path)):
+        PolicyAnalyzer(tmp_path).start()  # no __main__.py
+    (tmp_path / "__main__.py").write_text("raise SystemExit('the pack is broken')\n")
+    with pytest.raises(AnalyzerError, match="the pack is broken"):
+        PolicyAnalyzer(tmp_path).start()
 
 
 # --- one good and one bad case per policy ------------------------------------------------------
@@ -176,23 +196,32 @@ def test_tenant_isolation_names_the_scope() -> None:
 # --- the pack over the mocked graph of each sample stack ---------------------------------------
 
 
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
 @pytest.mark.parametrize("ref", ALL_STACKS)
-def test_pack_passes_on_each_sample_stack(ref: str) -> None:
-    results = policies.run_policy_pack(graph(ref).resources)
+def test_pack_passes_on_each_sample_stack(ref: str, preview: bool) -> None:
+    """As the engine runs the pack at a first preview (ids and ARNs unknown) and at up; every
+    policy must also have run: a rule that reads an unknown is only an advisory "can't run
+    policy during preview", which would let a preview through unjudged."""
+    g = graph(ref, preview)
+    if preview:
+        assert any(policies.UNKNOWN in str(r.props) for r in g.resources)
+    results = policies.run_policy_pack(g.resources)
     assert len(results) == len(policies.RULES)
     assert {r.name: r.violations for r in results if not r.passed} == {}
+    assert {r.name: r.advisories for r in results if r.advisories} == {}
 
 
 # --- an invariant broken on purpose: both the graph check and the pack must see it -------------
 
 
-def _run(program: Any, ref: str) -> Graph:
+def _run(program: Any, ref: str, preview: bool = False) -> Graph:
     stack = stacks.resolve(ref)
     return run_program(program, config=stack.config, project=stack.project, stack="broken",
-                       secret_keys=list(stack.secret_keys))
+                       secret_keys=list(stack.secret_keys), preview=preview)
 
 
-def test_a_municipality_to_municipality_route_is_caught() -> None:
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_a_municipality_to_municipality_route_is_caught(preview: bool) -> None:
     stack = stacks.resolve("security-cloud/tottori")
 
     def leaky() -> None:
@@ -204,17 +233,17 @@ def test_a_municipality_to_municipality_route_is_caught() -> None:
             transit_gateway_attachment_id=b.vpn.transit_gateway_attachment_id,
             opts=pulumi.ResourceOptions(parent=a))
 
-    g = _run(leaky, "security-cloud/tottori")
+    g = _run(leaky, "security-cloud/tottori", preview)
     assert g.of_type(policies.TGW_ROUTE)
-    items = [policies.Item(r.type, r.urn, r.name, r.props) for r in g]
-    (graph_found,) = policies.check_tenant_isolation(items)
+    (graph_found,) = policies.check_tenant_isolation(policies.items_of(g))
     assert "municipality-to-municipality" in graph_found[0] and graph_found[1].endswith("::leak")
     results = {r.name: r for r in policies.run_policy_pack(g.resources)}
     assert not results["municloud-tenant-isolation"].passed
     assert [r.name for r in results.values() if not r.passed] == ["municloud-tenant-isolation"]
 
 
-def test_an_internet_gateway_in_the_joint_cloud_is_caught() -> None:
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_an_internet_gateway_in_the_joint_cloud_is_caught(preview: bool) -> None:
     stack = stacks.resolve("joint-cloud/tottori-joint")
 
     def open_to_internet() -> None:
@@ -225,9 +254,8 @@ def test_an_internet_gateway_in_the_joint_cloud_is_caught() -> None:
                                                prefecture="310000", municipality="312011"),
                                 opts=pulumi.ResourceOptions(parent=tenant))
 
-    g = _run(open_to_internet, "joint-cloud/tottori-joint")
+    g = _run(open_to_internet, "joint-cloud/tottori-joint", preview)
     assert [r.name for r in g if r.type in policies.INTERNET_TYPES] == ["shortcut"]
-    items = [policies.Item(r.type, r.urn, r.name, r.props) for r in g]
-    assert len(policies.check_joint_cloud_closed(items)) == 1
+    assert len(policies.check_joint_cloud_closed(policies.items_of(g))) == 1
     failed = [r.name for r in policies.run_policy_pack(g.resources) if not r.passed]
     assert failed == ["municloud-joint-cloud-closed"]
