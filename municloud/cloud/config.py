@@ -136,7 +136,24 @@ def _inventories(cfg: pulumi.Config, base_dir: Path) -> tuple[Prefecture, ...]:
     if len(set(codes)) != len(codes):
         raise ConfigError(f"{NAMESPACE}:inventories lists a prefecture twice ({codes}); "
                           "list each inventory once")
+    _no_overlap(prefectures)
     return tuple(prefectures)
+
+
+def _no_overlap(prefectures: list[Prefecture]) -> None:
+    """Prefectures of one cloud (超広域) share its transit gateway and route tables: one range in
+    two of them would be one destination with two owners (AWS refuses the second route; a tag
+    check would not notice). Every pair of networks of two prefectures is compared."""
+    clashes = []
+    for i, a in enumerate(prefectures):
+        for b in prefectures[i + 1:]:
+            clashes += [f"  {a.path / 'hosts.yml'}: {na.id} {na.cidr}\n"
+                        f"  {b.path / 'hosts.yml'}: {nb.id} {nb.cidr}"
+                        for na in a.networks for nb in b.networks if na.cidr.overlaps(nb.cidr)]
+    if clashes:
+        raise ConfigError(f"{NAMESPACE}:inventories: prefectures of one cloud overlap in "
+                          f"{len(clashes)} pair(s) of ranges; give each its own:\n"
+                          + "\n".join(clashes[:10]) + ("\n  ..." if len(clashes) > 10 else ""))
 
 
 def _int(cfg: pulumi.Config, key: str, default: int, minimum: int = 1) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,27 @@ def test_plan_reports_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[s
                           "  municloud:jointCloud: nobody-joint\n", encoding="utf-8")
     assert main(["cloud", "plan", str(stack_file)]) == 2
     assert "names joint_cloud 'nobody-joint'" in capsys.readouterr().err
+
+
+def test_a_wide_area_stack_whose_prefectures_overlap_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """超広域: okayama's inventory moved onto tottori's range. Both prefectures share one transit
+    gateway, so the plan refuses before any resource, naming both files and both ranges."""
+    repo = Path(plan.__file__).parents[2]
+    okayama = tmp_path / "okayama"
+    shutil.copytree(repo / "inventories/okayama", okayama)
+    hosts = okayama / "hosts.yml"
+    hosts.write_text(hosts.read_text(encoding="utf-8").replace("198.19.", "198.18."),
+                     encoding="utf-8")
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_bytes((repo / "pulumi/security-cloud" / name).read_bytes())
+    stack = (repo / "pulumi/security-cloud/Pulumi.okayama-tottori.yaml").read_text(
+        encoding="utf-8")
+    stack = stack.replace("../../inventories/okayama", str(okayama)).replace(
+        "../../inventories/sample", str(repo / "inventories/sample"))
+    (tmp_path / "Pulumi.overlap.yaml").write_text(stack, encoding="utf-8")
+    assert main(["cloud", "plan", str(tmp_path / "Pulumi.overlap.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "overlap" in err, err
+    assert f"{okayama}/hosts.yml: security_cloud 198.18.1.0/24" in err, err
+    assert f"{repo}/inventories/sample/hosts.yml: security_cloud 198.18.1.0/24" in err, err
