@@ -167,8 +167,9 @@ class Tenant(pulumi.ComponentResource):
                 db_subnet_group_name=subnet_group.name, vpc_security_group_ids=[security_group.id],
                 publicly_accessible=False, multi_az=True, deletion_protection=True,
                 backup_retention_period=db.backup_retention_days, copy_tags_to_snapshot=True,
-                skip_final_snapshot=False, final_snapshot_identifier=f"{m.code}-{system}-final"
-                .replace("_", "-"),
+                # AWS: a letter first, unique in the account and region.
+                skip_final_snapshot=False,
+                final_snapshot_identifier=f"final-{cfg.name}-{m.code}-{system}".replace("_", "-"),
                 iam_database_authentication_enabled=True,
                 tags={**m_tags, tags.SYSTEM: system}, opts=_opts(self))
 

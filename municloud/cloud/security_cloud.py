@@ -379,12 +379,14 @@ class ProxyFleet(pulumi.ComponentResource):
             tags=p_tags,
             opts=_opts(self),
         )
+        # Load balancers and target groups take 32 characters, Pulumi's suffix 8 of them: the
+        # logical names stay short (the prefecture code; the tags say the rest).
         self.balancer = aws.lb.LoadBalancer(
-            f"{name}-nlb", internal=True, load_balancer_type="network",
+            f"proxy-{p.code}-nlb", internal=True, load_balancer_type="network",
             subnets=args.subnet_ids, enable_cross_zone_load_balancing=True,
             security_groups=[self.security_group.id], tags=p_tags, opts=_opts(self))
         target_group = aws.lb.TargetGroup(
-            f"{name}-tg", port=port, protocol="TCP", vpc_id=args.vpc_id, target_type="instance",
+            f"proxy-{p.code}-tg", port=port, protocol="TCP", vpc_id=args.vpc_id, target_type="instance",
             health_check={"protocol": "TCP", "port": str(port)}, tags=p_tags, opts=_opts(self))
         aws.lb.Listener(
             f"{name}-listener", load_balancer_arn=self.balancer.arn, port=port, protocol="TCP",

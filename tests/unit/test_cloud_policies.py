@@ -193,6 +193,44 @@ def test_tenant_isolation_names_the_scope() -> None:
     assert pref[0].startswith("prefecture-to-prefecture")
 
 
+# --- AWS's naming rules, judged before pulumi up ---------------------------------------------
+
+
+@pytest.mark.parametrize(("type_", "name", "props", "problem"), [
+    # Pulumi adds 8 characters to an auto-named resource: 25 + 8 > 32.
+    ("aws:lb/loadBalancer:LoadBalancer", "okayama-tottori-proxy-nlb", {}, "33 characters"),
+    ("aws:lb/targetGroup:TargetGroup", "t", {"name": "internal-x-" + "y" * 22}, "33 characters"),
+    ("aws:lb/loadBalancer:LoadBalancer", "lb", {"name": "internal-proxy"}, "'internal-'"),
+    (policies.RDS, "db", {"finalSnapshotIdentifier": "312011-tax-final"}, "starting with a letter"),
+    (policies.RDS, "Tax_DB", {}, "lower-case letters"),
+    (policies.BACKUP_SELECTION, "tottori-joint-312011-backup-selection-for-everything", {},
+     "AWS allows 50"),
+    ("aws:kms/alias:Alias", "a", {"name": "alias/aws/logs"}, "not 'alias/aws/'"),
+])
+def test_a_name_aws_refuses_is_caught(type_: str, name: str, props: dict[str, Any],
+                                      problem: str) -> None:
+    (found,) = verdict("municloud-aws-names", [res(type_, props, name)])
+    assert problem in found[0] and found[0].startswith(name), found
+
+
+def test_names_within_aws_rules_pass() -> None:
+    assert verdict("municloud-aws-names", [
+        res("aws:lb/loadBalancer:LoadBalancer", {}, "proxy-310000-nlb"),
+        res(policies.RDS, {"finalSnapshotIdentifier": "final-tottori-joint-312011-tax"},
+            "tottori-joint-312011-tax"),
+        res("aws:kms/alias:Alias", {"name": "alias/okayama-tottori-logs"}, "alias"),
+        res("aws:ec2/route:Route", {}, "x" * 200),  # a route has no name at AWS
+        res(policies.BUCKET, {"bucket": policies.UNKNOWN}, "computed"),  # known at up
+    ]) == []
+
+
+def test_two_resources_with_one_explicit_name_are_caught() -> None:
+    (found,) = verdict("municloud-aws-names", [
+        res("aws:kms/alias:Alias", {"name": "alias/logs"}, "first"),
+        res("aws:kms/alias:Alias", {"name": "alias/logs"}, "second")])
+    assert "second" in found[0] and "first's" in found[0]
+
+
 # --- the pack over the mocked graph of each sample stack ---------------------------------------
 
 
