@@ -108,7 +108,7 @@ class PolicyAnalyzer:
         for key in ("PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_DRY_RUN", "PULUMI_CONFIG"):
             env.pop(key, None)
         # stderr to a file, not a pipe nobody drains (a full pipe would stall the analyzer).
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open while the pack runs
         self._process = subprocess.Popen([sys.executable, "-u", str(self.pack_dir)],
                                          stdout=subprocess.PIPE, stderr=self._stderr, env=env)
         port = self._read_port()

@@ -592,11 +592,14 @@ def aws_name_problems(item: Item) -> list[str]:
 def check_aws_names(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
     """Every name AWS would see is within its length and characters, and names that must be
     unique in an account and region (aliases, explicit names) are unique in the stack."""
-    out = [(f"{r.name}: {problem}", r.urn) for r in resources for problem in aws_name_problems(r)]
+    out: list[tuple[str, str | None]] = [
+        (f"{r.name}: {problem}", r.urn) for r in resources for problem in aws_name_problems(r)]
     seen: dict[tuple[str, str], str] = {}
     for r in resources:
         rule = NAME_RULES.get(r.type)
-        value = r.known(rule.key) if rule else None
+        if rule is None:
+            continue
+        value = r.known(rule.key)
         if isinstance(value, str) and value:
             other = seen.setdefault((r.type, value), r.name)
             if other != r.name:

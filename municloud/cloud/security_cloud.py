@@ -386,7 +386,8 @@ class ProxyFleet(pulumi.ComponentResource):
             subnets=args.subnet_ids, enable_cross_zone_load_balancing=True,
             security_groups=[self.security_group.id], tags=p_tags, opts=_opts(self))
         target_group = aws.lb.TargetGroup(
-            f"proxy-{p.code}-tg", port=port, protocol="TCP", vpc_id=args.vpc_id, target_type="instance",
+            f"proxy-{p.code}-tg", port=port, protocol="TCP", vpc_id=args.vpc_id,
+            target_type="instance",
             health_check={"protocol": "TCP", "port": str(port)}, tags=p_tags, opts=_opts(self))
         aws.lb.Listener(
             f"{name}-listener", load_balancer_arn=self.balancer.arn, port=port, protocol="TCP",
