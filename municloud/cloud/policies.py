@@ -608,6 +608,69 @@ def check_aws_names(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
     return out
 
 
+# --- keys the services that use them may use -------------------------------------------------
+
+ASG = "aws:autoscaling/group:Group"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+KMS_KEY = "aws:kms/key:Key"
+AUTOSCALING_ROLE = "AWSServiceRoleForAutoScaling"
+
+
+def _grants(policy: Any, principal_part: str) -> bool:
+    """Whether a key policy (JSON) lets a principal whose ARN contains ``principal_part`` use the
+    key for volumes: decrypt, generate data keys and create grants (or kms:*)."""
+    import json
+
+    try:
+        document = json.loads(policy) if isinstance(policy, str) else policy
+    except ValueError:
+        return False
+    statements = (document or {}).get("Statement") or []
+    actions: set[str] = set()
+    for st in statements if is_list(statements) else [statements]:
+        if not isinstance(st, Mapping) or st.get("Effect") != "Allow":
+            continue
+        principal = st.get("Principal") or {}
+        arns = principal.get("AWS") if isinstance(principal, Mapping) else principal
+        arns = [arns] if isinstance(arns, str) else list(arns or [])
+        if any(principal_part in str(a) for a in arns):
+            found = st.get("Action") or []
+            actions |= {found} if isinstance(found, str) else set(found)
+    needed = {"kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant"}
+    return "kms:*" in actions or all(
+        a in actions or (a.startswith("kms:GenerateDataKey") and "kms:GenerateDataKey*" in actions)
+        for a in needed)
+
+
+def check_kms_key_users(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+    """A customer key that encrypts an auto scaling group's volumes lets the group's
+    service-linked role use it; otherwise AWS launches no instance (the group stays empty)."""
+    ids = Identities(resources)
+    by_urn = ids.by_urn
+    out: list[tuple[str, str | None]] = []
+    for group in (r for r in resources if r.type == ASG):
+        spec = group.props.get("launchTemplate") or {}
+        template_refs = ids.of(group, "launchTemplate", spec.get("id") if spec else None)
+        for template in (by_urn[u] for u in template_refs if u in by_urn):
+            if template.type != LAUNCH_TEMPLATE:
+                continue
+            for bdm in template.props.get("blockDeviceMappings") or []:
+                key_id = (bdm.get("ebs") or {}).get("kmsKeyId")
+                if not key_id:
+                    continue  # the AWS-managed EBS key: no grant needed
+                for key in (by_urn[u] for u in ids.of(template, "blockDeviceMappings", key_id)
+                            if u in by_urn):
+                    policy = key.props.get("policy")
+                    if key.type != KMS_KEY or is_unknown(policy):
+                        continue  # known at up
+                    if not _grants(policy, AUTOSCALING_ROLE):
+                        out.append((f"key {key.name} encrypts the volumes of auto scaling group "
+                                    f"{group.name} but its policy does not let "
+                                    f"{AUTOSCALING_ROLE} use it: no instance would launch",
+                                    key.urn))
+    return out
+
+
 # --- the catalogue -----------------------------------------------------------------------------
 
 
@@ -639,6 +702,8 @@ RULES: tuple[Rule, ...] = (
     Rule("municloud-flow-logs", "every VPC has a flow log", stack_check=check_flow_logs),
     Rule("municloud-backup-copies", "backups are copied to a second region and cover every "
          "database", stack_check=check_backup_copies),
+    Rule("municloud-kms-key-users", "a customer key that encrypts an auto scaling group's "
+         "volumes lets the group's service-linked role use it", stack_check=check_kms_key_users),
     Rule("municloud-aws-names", "every name is one AWS accepts (length, characters) and "
          "unique where AWS wants it unique", stack_check=check_aws_names),
 )

@@ -310,7 +310,6 @@ class ProxyFleetArgs:
     vpc_id: pulumi.Input[str]
     subnet_ids: list[pulumi.Input[str]]
     image_id: pulumi.Input[str]
-    key_arn: pulumi.Input[str]  # KMS key for the instances' volumes
 
 
 class ProxyFleet(pulumi.ComponentResource):
@@ -371,9 +370,13 @@ class ProxyFleet(pulumi.ComponentResource):
             network_interfaces=[{"associate_public_ip_address": "false",
                                  "security_groups": [self.security_group.id],
                                  "delete_on_termination": "true"}],
+            # Encrypted with the account's AWS-managed EBS key: Auto Scaling launches with it
+            # without a grant. The log archive's customer key would need its key policy to name
+            # the service-linked role AWSServiceRoleForAutoScaling, which does not exist in a new
+            # account until the first group is made (rule municloud-kms-key-users checks this).
+            # The proxies keep no data at rest: their logs go to the archive.
             block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
-                "encrypted": "true", "kms_key_id": args.key_arn, "volume_size": 20,
-                "volume_type": "gp3"}}],
+                "encrypted": "true", "volume_size": 20, "volume_type": "gp3"}}],
             tag_specifications=[{"resource_type": kind, "tags": instance_tags}
                                 for kind in ("instance", "volume", "network-interface")],
             tags=p_tags,
@@ -528,7 +531,7 @@ class SecurityCloud(pulumi.ComponentResource):
             p.code: ProxyFleet(f"{name}-proxy-{p.code}", ProxyFleetArgs(
                 config=cfg, prefecture=p, vpc_id=self.inspection.vpc.id,
                 subnet_ids=[s.id for s in self.inspection.proxy_subnets[p.code]],
-                image_id=image_id, key_arn=self.archive.key.arn), opts=_opts(self))
+                image_id=image_id), opts=_opts(self))
             for p in cfg.prefectures
         }
         self.municipalities = {

@@ -4,6 +4,7 @@ graph of each sample stack, and against a graph with an invariant broken on purp
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -297,3 +298,47 @@ def test_an_internet_gateway_in_the_joint_cloud_is_caught(preview: bool) -> None
     assert len(policies.check_joint_cloud_closed(policies.items_of(g))) == 1
     failed = [r.name for r in policies.run_policy_pack(g.resources) if not r.passed]
     assert failed == ["municloud-joint-cloud-closed"]
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_proxy_volumes_under_the_log_archive_key_are_caught(preview: bool) -> None:
+    """The fleet as it was: its volumes under the log archive's customer key, whose policy does
+    not name Auto Scaling's service-linked role. AWS would launch no instance."""
+    stack = stacks.resolve("security-cloud/tottori")
+
+    def keyed_volumes() -> None:
+        cloud = security_cloud.program(stack.program_dir)
+        fleet = cloud.fleets["310000"]
+        fleet_tags = tags.base("okayama-tottori", tags.KIND_SECURITY_CLOUD, prefecture="310000")
+        template = aws.ec2.LaunchTemplate(
+            "keyed-lt", image_id="ami-0mockdebian12", tags=fleet_tags,
+            block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
+                "encrypted": "true", "kms_key_id": cloud.archive.key.arn}}],
+            opts=pulumi.ResourceOptions(parent=fleet))
+        aws.autoscaling.Group(
+            "keyed-asg", min_size=1, max_size=1,
+            launch_template={"id": template.id, "version": "$Latest"},
+            tags=[{"key": k, "value": v, "propagate_at_launch": True}
+                  for k, v in fleet_tags.items()],
+            opts=pulumi.ResourceOptions(parent=fleet))
+
+    g = _run(keyed_volumes, "security-cloud/tottori", preview)
+    results = {r.name: r for r in policies.run_policy_pack(g.resources)}
+    assert [name for name, r in results.items() if not r.passed] == ["municloud-kms-key-users"]
+    (found,) = results["municloud-kms-key-users"].violations
+    assert "keyed-asg" in found[0] and "AWSServiceRoleForAutoScaling" in found[0], found
+
+
+def test_a_key_policy_that_names_the_auto_scaling_role_passes() -> None:
+    policy = json.dumps({"Statement": [{
+        "Effect": "Allow", "Resource": "*",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:role/aws-service-role/"
+                             "autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*", "kms:CreateGrant"]}]})
+    key = res(policies.KMS_KEY, {"id": "k1", "arn": "arn:k1", "policy": policy}, "key")
+    template = res(policies.LAUNCH_TEMPLATE, {"id": "lt1", "blockDeviceMappings": [
+        {"ebs": {"encrypted": "true", "kmsKeyId": "arn:k1"}}]}, "lt")
+    group = res(policies.ASG, {"launchTemplate": {"id": "lt1"}}, "asg")
+    assert verdict("municloud-kms-key-users", [key, template, group]) == []
+    bare = res(policies.KMS_KEY, {"id": "k1", "arn": "arn:k1", "policy": "{}"}, "key")
+    assert len(verdict("municloud-kms-key-users", [bare, template, group])) == 1
