@@ -504,6 +504,62 @@ def check_backup_copies(resources: Sequence[Item]) -> list[tuple[str, str | None
     return out
 
 
+# --- load balancers reach their targets ---------------------------------------------------------
+
+LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+LISTENER = "aws:lb/listener:Listener"
+
+
+def _allows_tcp(rules: Iterable[Any], port: int) -> bool:
+    for rule in rules:
+        if not isinstance(rule, Mapping):
+            continue
+        protocol = str(rule.get("protocol", "")).lower()
+        low, high = rule.get("fromPort"), rule.get("toPort")
+        if protocol in ("-1", "all"):
+            return True
+        if protocol in ("tcp", "6") and isinstance(low, int | float) and isinstance(
+                high, int | float) and low <= port <= high:
+            return True
+    return False
+
+
+def check_balancer_reaches_targets(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+    """A load balancer with security groups can send to its targets' port and health-check
+    port: its groups' egress must allow them, or every target stays unhealthy."""
+    ids = Identities(resources)
+    by_urn = ids.by_urn
+    out: list[tuple[str, str | None]] = []
+    for listener in (r for r in resources if r.type == LISTENER):
+        balancers = [by_urn[u] for u in ids.of(listener, "loadBalancerArn") if u in by_urn]
+        groups = [by_urn[u] for action in listener.props.get("defaultActions") or []
+                  if isinstance(action, Mapping)
+                  for u in ids.of(listener, "defaultActions", action.get("targetGroupArn"))
+                  if u in by_urn and by_urn[u].type == TARGET_GROUP]
+        for lb in balancers:
+            refs = lb.props.get("securityGroups") or []
+            if not refs:
+                continue  # a balancer without groups filters nothing
+            sgs = [by_urn[u] for ref in refs for u in ids.of(lb, "securityGroups", ref)
+                   if u in by_urn and by_urn[u].type == SG]
+            if len(sgs) < len(refs):
+                continue  # a group outside the stack: judged by cloud verify
+            egress = [rule for sg in sgs for rule in sg.props.get("egress") or []]
+            for tg in groups:
+                ports = {tg.props.get("port")}
+                check = tg.props.get("healthCheck") or {}
+                if str(check.get("port", "traffic-port")).isdigit():
+                    ports.add(int(check["port"]))
+                for port in sorted(int(p) for p in ports if isinstance(p, int | float)):
+                    if not _allows_tcp(egress, port):
+                        out.append((f"load balancer {lb.name} cannot reach target group "
+                                    f"{tg.name} on port {port}: its security groups "
+                                    f"({', '.join(sg.name for sg in sgs)}) do not let it out",
+                                    lb.urn))
+    return out
+
+
 # --- AWS's own naming rules, before anyone runs pulumi up ---------------------------------------
 
 
@@ -702,6 +758,8 @@ RULES: tuple[Rule, ...] = (
     Rule("municloud-flow-logs", "every VPC has a flow log", stack_check=check_flow_logs),
     Rule("municloud-backup-copies", "backups are copied to a second region and cover every "
          "database", stack_check=check_backup_copies),
+    Rule("municloud-balancer-reaches-targets", "a load balancer's security groups let it reach "
+         "its targets' port and health-check port", stack_check=check_balancer_reaches_targets),
     Rule("municloud-kms-key-users", "a customer key that encrypts an auto scaling group's "
          "volumes lets the group's service-linked role use it", stack_check=check_kms_key_users),
     Rule("municloud-aws-names", "every name is one AWS accepts (length, characters) and "

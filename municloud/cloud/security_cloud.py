@@ -309,6 +309,7 @@ class ProxyFleetArgs:
     prefecture: Prefecture
     vpc_id: pulumi.Input[str]
     subnet_ids: list[pulumi.Input[str]]
+    subnet_cidrs: list[pulumi.Input[str]]
     image_id: pulumi.Input[str]
 
 
@@ -328,19 +329,37 @@ class ProxyFleet(pulumi.ComponentResource):
         p_tags = tags.base(cfg.name, KIND, prefecture=p.code)
         instance_tags = {**p_tags, tags.ROLE: "proxy", "Name": f"{cfg.name}-proxy-{p.code}"}
 
+        from_municipalities = [aws.ec2.SecurityGroupIngressArgs(
+            protocol="tcp", from_port=port, to_port=port, cidr_blocks=[str(internet_segment(m))],
+            description=f"{m.name_romaji} ({m.code}) internet segment")
+            for m in p.municipalities]
+        # The load balancer has a group of its own: the proxies' group lets out only web ports,
+        # so a shared group would stop the balancer's forwarding and health checks to the
+        # proxy port. Its egress names the proxy subnets (not the proxies' group, which names
+        # this one: no cycle, and no rule resources mixed with inline rules).
+        self.balancer_security_group = aws.ec2.SecurityGroup(
+            f"{name}-nlb-sg",
+            description=f"web proxy load balancer of {p.name_romaji}: its municipalities in, "
+                        "its proxies out",
+            vpc_id=args.vpc_id,
+            ingress=from_municipalities,
+            egress=[aws.ec2.SecurityGroupEgressArgs(
+                protocol="tcp", from_port=port, to_port=port, cidr_blocks=args.subnet_cidrs,
+                description="forwarding and health checks to the proxies")],
+            tags=p_tags,
+            opts=_opts(self),
+        )
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             description=f"web proxy of {p.name_romaji}: only its municipalities' internet segments",
             vpc_id=args.vpc_id,
             ingress=[
-                *(aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp", from_port=port, to_port=port,
-                    cidr_blocks=[str(internet_segment(m))],
-                    description=f"{m.name_romaji} ({m.code}) internet segment")
-                  for m in p.municipalities),
+                # the clients' own addresses: the balancer keeps them (client IP preservation)
+                *from_municipalities,
                 aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp", from_port=port, to_port=port, self=True,
-                    description="the load balancer's forwarding and health checks"),
+                    protocol="tcp", from_port=port, to_port=port,
+                    security_groups=[self.balancer_security_group.id],
+                    description="the load balancer's health checks"),
             ],
             egress=[aws.ec2.SecurityGroupEgressArgs(
                 protocol="tcp", from_port=n, to_port=n, cidr_blocks=["0.0.0.0/0"],
@@ -387,7 +406,7 @@ class ProxyFleet(pulumi.ComponentResource):
         self.balancer = aws.lb.LoadBalancer(
             f"proxy-{p.code}-nlb", internal=True, load_balancer_type="network",
             subnets=args.subnet_ids, enable_cross_zone_load_balancing=True,
-            security_groups=[self.security_group.id], tags=p_tags, opts=_opts(self))
+            security_groups=[self.balancer_security_group.id], tags=p_tags, opts=_opts(self))
         target_group = aws.lb.TargetGroup(
             f"proxy-{p.code}-tg", port=port, protocol="TCP", vpc_id=args.vpc_id,
             target_type="instance",
@@ -531,6 +550,7 @@ class SecurityCloud(pulumi.ComponentResource):
             p.code: ProxyFleet(f"{name}-proxy-{p.code}", ProxyFleetArgs(
                 config=cfg, prefecture=p, vpc_id=self.inspection.vpc.id,
                 subnet_ids=[s.id for s in self.inspection.proxy_subnets[p.code]],
+                subnet_cidrs=[s.cidr_block for s in self.inspection.proxy_subnets[p.code]],
                 image_id=image_id), opts=_opts(self))
             for p in cfg.prefectures
         }

@@ -342,3 +342,24 @@ def test_a_key_policy_that_names_the_auto_scaling_role_passes() -> None:
     assert verdict("municloud-kms-key-users", [key, template, group]) == []
     bare = res(policies.KMS_KEY, {"id": "k1", "arn": "arn:k1", "policy": "{}"}, "key")
     assert len(verdict("municloud-kms-key-users", [bare, template, group])) == 1
+
+
+def _balancer(egress: list[dict[str, Any]]) -> list[Resource]:
+    sg = res(policies.SG, {"id": "sg-lb", "egress": egress}, "lb-sg")
+    lb = res(policies.LOAD_BALANCER, {"arn": "arn:lb", "securityGroups": ["sg-lb"]}, "nlb")
+    tg = res(policies.TARGET_GROUP, {"arn": "arn:tg", "port": 3128,
+                                     "healthCheck": {"protocol": "TCP", "port": "3128"}}, "tg")
+    listener = res(policies.LISTENER, {"loadBalancerArn": "arn:lb", "defaultActions": [
+        {"type": "forward", "targetGroupArn": "arn:tg"}]}, "listener")
+    return [sg, lb, tg, listener]
+
+
+def test_a_balancer_whose_groups_let_out_only_web_ports_is_caught() -> None:
+    """The fleet as it was: the balancer in the proxies' group, whose egress is 80 and 443."""
+    web = [{"protocol": "tcp", "fromPort": n, "toPort": n, "cidrBlocks": ["0.0.0.0/0"]}
+           for n in (80, 443)]
+    (found,) = verdict("municloud-balancer-reaches-targets", _balancer(web))
+    assert "nlb cannot reach target group tg on port 3128" in found[0]
+    to_proxies = [{"protocol": "tcp", "fromPort": 3128, "toPort": 3128,
+                   "cidrBlocks": ["198.18.1.0/26"]}]
+    assert verdict("municloud-balancer-reaches-targets", _balancer(to_proxies)) == []
