@@ -58,12 +58,17 @@ def test_each_municipality_has_its_own_route_table_with_only_its_routes(ref: str
     assert sorted(vpn_tables.values()) == sorted(
         m.code for _, m in municipalities.values()
         if ref.startswith("security") or m.joint_cloud == "tottori-joint")
-    routes = [r for r in g if r.type == policies.TGW_ROUTE]
+    every = items(g)
+    ids = policies.Identities(every)
+    routes = [r for r in every if r.type == policies.TGW_ROUTE]
+    checked: set[str] = set()
     for table_id, code in vpn_tables.items():
         p, m = municipalities[code]
-        for r in (r for r in routes if r.props["transitGatewayRouteTableId"] == table_id):
-            target = attachments[r.props["transitGatewayAttachmentId"]]
+        for r in (r for r in routes if table_id in ids.of(r, "transitGatewayRouteTableId")):
+            (target_key,) = ids.of(r, "transitGatewayAttachmentId")
+            target = attachments[target_key]
             dest = r.props["destinationCidrBlock"]
+            checked.add(table_id)
             if ref.startswith("security"):
                 # only to its own prefecture's proxies, through the inspection VPC
                 assert target.municipality is None
@@ -75,6 +80,7 @@ def test_each_municipality_has_its_own_route_table_with_only_its_routes(ref: str
                 assert policies.cidr_within(dest, [
                     m.segments[Segment.INDIVIDUAL_NUMBER].cidr,
                     p.shared_networks[SharedNetwork.JOINT_CLOUD].cidr])
+    assert checked == set(vpn_tables), "a municipality's table with no route was never judged"
 
 
 @pytest.mark.parametrize("ref", SECURITY_STACKS)
