@@ -289,6 +289,39 @@ def check_encryption(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     return out
 
 
+FIREWALL_POLICY = "aws:networkfirewall/firewallPolicy:FirewallPolicy"
+FIREWALL_RULES = "aws:networkfirewall/ruleGroup:RuleGroup"
+
+
+def check_firewall_default_deny(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """A Network Firewall drops what its rules do not let through: strict rule order with a drop
+    default action; a stateful rule group ends with a drop and says what its $HOME_NET is."""
+    out: list[str] = []
+    if resource_type == FIREWALL_POLICY:
+        policy = props.get("firewallPolicy") or {}
+        order = (policy.get("statefulEngineOptions") or {}).get("ruleOrder")
+        defaults = list(policy.get("statefulDefaultActions") or [])
+        if order != "STRICT_ORDER":
+            out.append(f"stateful rule order is {order or 'DEFAULT_ACTION_ORDER'}, not "
+                       "STRICT_ORDER: rules are not judged in the order written")
+        if not any(str(a).startswith("aws:drop_") for a in defaults):
+            out.append("no stateful default action drops: traffic no rule matches passes "
+                       "(add aws:drop_established)")
+    elif resource_type == FIREWALL_RULES and props.get("type") == "STATEFUL":
+        group = props.get("ruleGroup") or {}
+        text = str((group.get("rulesSource") or {}).get("rulesString") or "")
+        rules = [line.strip() for line in text.splitlines()
+                 if line.strip() and not line.strip().startswith("#")]
+        if rules and not rules[-1].startswith(("drop ", "reject ")):
+            out.append(f"the last rule is not a drop: {rules[-1][:60]!r}")
+        sets = (group.get("ruleVariables") or {}).get("ipSets") or []
+        if "$HOME_NET" in text and not any(
+                isinstance(v, Mapping) and v.get("key") == "HOME_NET" for v in sets):
+            out.append("rules use $HOME_NET but the group does not define it (the default is "
+                       "only the VPC's primary range)")
+    return out
+
+
 def check_no_public_address(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     """No instance, subnet or database gets a public address (only NAT gateways have one)."""
     out = []
@@ -749,6 +782,8 @@ RULES: tuple[Rule, ...] = (
          resource_check=check_no_public_address),
     Rule("municloud-transit-gateway-defaults", "transit gateways have no default route table",
          resource_check=check_transit_gateway_defaults),
+    Rule("municloud-firewall-default-deny", "a network firewall drops what its rules do not "
+         "let through", resource_check=check_firewall_default_deny),
     Rule("municloud-tenant-isolation", "no route between two municipalities' or prefectures' "
          "attachments", stack_check=check_tenant_isolation),
     Rule("municloud-joint-cloud-closed", "a joint cloud has no internet gateway, NAT or "

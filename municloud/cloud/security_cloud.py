@@ -249,12 +249,20 @@ def _endpoint(firewall: aws.networkfirewall.Firewall,
 def _network_firewall(name: str, cfg: SecurityCloudConfig, tags_: dict[str, str],
                       vpc: aws.ec2.Vpc, subnets: list[aws.ec2.Subnet], archive: LogArchive,
                       parent: pulumi.Resource) -> aws.networkfirewall.Firewall:
-    """AWS Network Firewall that lets only web traffic (80, 443) of the proxies leave."""
+    """AWS Network Firewall that lets only web traffic (80, 443) of the proxies leave.
+
+    HOME_NET is set to the proxies' subnets: by default it is only the VPC's primary range, and
+    the proxies of other prefectures sit in its secondary ranges, where a ``$HOME_NET`` rule would
+    not match. Under STRICT_ORDER, traffic no rule matches is dropped by the policy's default
+    actions; without them it would pass."""
+    proxies = [str(n) for p in cfg.prefectures for n in prefecture_ranges(p).proxy]
     rules = aws.networkfirewall.RuleGroup(
         f"{name}-web-only",
         capacity=100,
         type="STATEFUL",
         rule_group={
+            "rule_variables": {"ip_sets": [
+                {"key": "HOME_NET", "ip_set": {"definitions": proxies}}]},
             "rules_source": {"rules_string": "\n".join([
                 'pass tcp $HOME_NET any -> $EXTERNAL_NET [80,443] '
                 '(flow:to_server; msg:"proxy egress"; sid:1000001; rev:1;)',
@@ -272,6 +280,7 @@ def _network_firewall(name: str, cfg: SecurityCloudConfig, tags_: dict[str, str]
             "stateless_default_actions": ["aws:forward_to_sfe"],
             "stateless_fragment_default_actions": ["aws:forward_to_sfe"],
             "stateful_engine_options": {"rule_order": "STRICT_ORDER"},
+            "stateful_default_actions": ["aws:drop_established", "aws:alert_established"],
             "stateful_rule_group_references": [{"resource_arn": rules.arn, "priority": 1}],
         },
         tags=tags_,

@@ -363,3 +363,37 @@ def test_a_balancer_whose_groups_let_out_only_web_ports_is_caught() -> None:
     to_proxies = [{"protocol": "tcp", "fromPort": 3128, "toPort": 3128,
                    "cidrBlocks": ["198.18.1.0/26"]}]
     assert verdict("municloud-balancer-reaches-targets", _balancer(to_proxies)) == []
+
+
+# --- the firewall drops what it does not let through --------------------------------------------
+
+WEB_ONLY = ('pass tcp $HOME_NET any -> $EXTERNAL_NET [80,443] (sid:1;)\n'
+            'drop ip $HOME_NET any -> $EXTERNAL_NET any (sid:2;)')
+HOME_NET = {"ipSets": [{"key": "HOME_NET", "ipSet": {"definitions": ["198.18.1.0/26"]}}]}
+
+
+@pytest.mark.parametrize(("type_", "props", "problem"), [
+    (policies.FIREWALL_POLICY, {"firewallPolicy": {
+        "statefulEngineOptions": {"ruleOrder": "STRICT_ORDER"}}}, "no stateful default action"),
+    (policies.FIREWALL_POLICY, {"firewallPolicy": {
+        "statefulDefaultActions": ["aws:drop_established"]}}, "not STRICT_ORDER"),
+    (policies.FIREWALL_RULES, {"type": "STATEFUL", "ruleGroup": {
+        "ruleVariables": HOME_NET,
+        "rulesSource": {"rulesString": WEB_ONLY.replace("drop ip", "pass ip")}}},
+     "the last rule is not a drop"),
+    (policies.FIREWALL_RULES, {"type": "STATEFUL", "ruleGroup": {
+        "rulesSource": {"rulesString": WEB_ONLY}}}, "does not define it"),
+])
+def test_a_firewall_that_lets_unmatched_traffic_pass_is_caught(
+        type_: str, props: dict[str, Any], problem: str) -> None:
+    (found,) = verdict("municloud-firewall-default-deny", [res(type_, props, "fw")])
+    assert problem in found[0], found
+
+
+def test_the_security_clouds_firewall_drops_by_default() -> None:
+    g = graph("security-cloud/okayama-tottori")  # the stack with the firewall on
+    kinds = {r.type for r in g}
+    assert {policies.FIREWALL_POLICY, policies.FIREWALL_RULES} <= kinds
+    result = [r for r in policies.run_policy_pack(g.resources)
+              if r.name == "municloud-firewall-default-deny"]
+    assert result and result[0].passed
