@@ -353,6 +353,22 @@ def check_transit_gateway_defaults(resource_type: str, props: Mapping[str, Any])
                     "transitGatewayDefaultRouteTablePropagation"):
             if props.get(key) is not False:
                 out.append(f"{key} is not false")
+        if tag_map(props.get("tags")).get(tags.ROLE) == "inspection" and props.get(
+                "applianceModeSupport") != "enable":
+            out.append("the inspection VPC's attachment has appliance mode off: the two "
+                       "directions of a flow may cross different zones and the stateful "
+                       "firewall drops one of them")
+    elif resource_type == TGW_PROPAGATION:
+        out.append("a route propagation: every route is static and names one municipality; "
+                   "a propagation adds whatever the attachment advertises")
+    elif resource_type == VPN:
+        for key in ("localIpv4NetworkCidr", "remoteIpv4NetworkCidr"):
+            value = props.get(key)
+            if is_unknown(value):
+                continue
+            if not value or ipaddress.ip_network(str(value), strict=False).prefixlen == 0:
+                out.append(f"{key} is {value or 'unset (AWS takes 0.0.0.0/0)'}: the tunnel "
+                           "would carry any address; name the segment and the cloud's range")
     return out
 
 
@@ -444,12 +460,22 @@ def _is_joint_cloud(resources: Sequence[Item]) -> bool:
 
 
 def check_joint_cloud_closed(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
-    """A joint cloud has no internet gateway, NAT or public address: closed lines only."""
+    """A joint cloud has no internet gateway, NAT or public address: closed lines only. Its
+    databases start no connection: their security groups let nothing out."""
+    ids = Identities(resources)
+    out = []
+    for db in (r for r in resources if r.type == RDS):
+        for ref in db.props.get("vpcSecurityGroupIds") or []:
+            for sg in (ids.by_urn[u] for u in ids.of(db, "vpcSecurityGroupIds", ref)
+                       if u in ids.by_urn):
+                if sg.type == SG and sg.props.get("egress"):
+                    out.append((f"database {db.name}'s security group {sg.name} lets "
+                                "connections out: a database only answers", sg.urn))
     if not _is_joint_cloud(resources):
-        return []
-    return [(f"{r.type.rsplit(':', 1)[-1]} {r.name} in a joint cloud (自治体クラウド), which "
-             "must reach members over closed lines only", r.urn)
-            for r in resources if r.type in INTERNET_TYPES]
+        return out
+    return out + [(f"{r.type.rsplit(':', 1)[-1]} {r.name} in a joint cloud (自治体クラウド), "
+                   "which must reach members over closed lines only", r.urn)
+                  for r in resources if r.type in INTERNET_TYPES]
 
 
 def check_log_archive(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
@@ -459,8 +485,8 @@ def check_log_archive(resources: Sequence[Item]) -> list[tuple[str, str | None]]
     for r in resources:
         for bucket in ids.of(r, "bucket") if r.type != BUCKET else ():
             _bucket_settings(r, by_bucket[bucket])
-    needed = {"versioning", "object lock retention", "KMS encryption", "public access block",
-              "lifecycle"}
+    needed = {"versioning", "object lock retention in COMPLIANCE mode", "KMS encryption",
+              "public access block", "lifecycle"}
     out: list[tuple[str, str | None]] = []
     for r in resources:
         if r.type == BUCKET:
@@ -477,8 +503,10 @@ def _bucket_settings(r: Item, found: set[str]) -> None:
         found.add("versioning")
     elif r.type.endswith("bucketObjectLockConfiguration:BucketObjectLockConfiguration"):
         retention = (r.props.get("rule") or {}).get("defaultRetention") or {}
-        if retention.get("days") or retention.get("years"):
-            found.add("object lock retention")
+        # GOVERNANCE lets anyone with s3:BypassGovernanceRetention delete the logs
+        if (retention.get("days") or retention.get("years")) and retention.get(
+                "mode") == "COMPLIANCE":
+            found.add("object lock retention in COMPLIANCE mode")
     elif r.type.endswith("BucketServerSideEncryptionConfiguration") and not check_encryption(
             r.type, r.props):
         found.add("KMS encryption")
@@ -780,14 +808,15 @@ RULES: tuple[Rule, ...] = (
          "encrypted or locked", resource_check=check_encryption),
     Rule("municloud-no-public-address", "no instance, subnet or database has a public address",
          resource_check=check_no_public_address),
-    Rule("municloud-transit-gateway-defaults", "transit gateways have no default route table",
-         resource_check=check_transit_gateway_defaults),
+    Rule("municloud-transit-gateway-defaults", "transit gateways have no default route table "
+         "or propagation, the inspection attachment has appliance mode, VPNs carry only their "
+         "segment", resource_check=check_transit_gateway_defaults),
     Rule("municloud-firewall-default-deny", "a network firewall drops what its rules do not "
          "let through", resource_check=check_firewall_default_deny),
     Rule("municloud-tenant-isolation", "no route between two municipalities' or prefectures' "
          "attachments", stack_check=check_tenant_isolation),
     Rule("municloud-joint-cloud-closed", "a joint cloud has no internet gateway, NAT or "
-         "elastic IP", stack_check=check_joint_cloud_closed),
+         "elastic IP, and databases let no connection out", stack_check=check_joint_cloud_closed),
     Rule("municloud-log-archive", "log buckets are versioned, object-locked, KMS-encrypted, "
          "private and expire at the retention", stack_check=check_log_archive),
     Rule("municloud-flow-logs", "every VPC has a flow log", stack_check=check_flow_logs),

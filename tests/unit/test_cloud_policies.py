@@ -127,11 +127,11 @@ def _tenant_graph(leak: bool, other_prefecture: bool = False) -> list[Resource]:
     return out
 
 
-def _bucket(*, lock: bool) -> list[Resource]:
+def _bucket(*, lock: bool, mode: str = "COMPLIANCE", versioning: str = "Enabled") -> list[Resource]:
     out = [
         res(policies.BUCKET, {"id": "b", "objectLockEnabled": True}, "bucket"),
         res("aws:s3/bucketVersioning:BucketVersioning",
-            {"bucket": "b", "versioningConfiguration": {"status": "Enabled"}}),
+            {"bucket": "b", "versioningConfiguration": {"status": versioning}}),
         res("aws:s3/bucketServerSideEncryptionConfiguration:"
             "BucketServerSideEncryptionConfiguration",
             {"bucket": "b", "rules": [{"applyServerSideEncryptionByDefault": {
@@ -143,7 +143,8 @@ def _bucket(*, lock: bool) -> list[Resource]:
     ]
     if lock:
         out.append(res("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
-                       {"bucket": "b", "rule": {"defaultRetention": {"days": 1827}}}))
+                       {"bucket": "b", "rule": {"defaultRetention": {"days": 1827,
+                                                                      "mode": mode}}}))
     return out
 
 
@@ -168,6 +169,28 @@ CASES += [
      [res("aws:ec2/vpc:Vpc", {"tags": JOINT}),
       res("aws:ec2/internetGateway:InternetGateway", {"tags": JOINT})]),
     ("municloud-log-archive", _bucket(lock=True), _bucket(lock=False)),
+    ("municloud-log-archive", _bucket(lock=True), _bucket(lock=True, mode="GOVERNANCE")),
+    ("municloud-log-archive", _bucket(lock=True), _bucket(lock=True, versioning="Suspended")),
+    ("municloud-joint-cloud-closed",
+     [res(policies.SG, {"id": "sg-db", "egress": []}),
+      res(policies.RDS, {"vpcSecurityGroupIds": ["sg-db"]})],
+     [res(policies.SG, {"id": "sg-db", "egress": [
+         {"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}]}),
+      res(policies.RDS, {"vpcSecurityGroupIds": ["sg-db"]})]),
+    ("municloud-transit-gateway-defaults",
+     [res(VPC_ATTACH, {"transitGatewayDefaultRouteTableAssociation": False,
+                       "transitGatewayDefaultRouteTablePropagation": False,
+                       "applianceModeSupport": "enable", "tags": {tags.ROLE: "inspection"}}),
+      res(policies.VPN, {"localIpv4NetworkCidr": "198.18.18.0/24",
+                         "remoteIpv4NetworkCidr": "198.18.1.0/24"})],
+     [res(VPC_ATTACH, {"transitGatewayDefaultRouteTableAssociation": False,
+                       "transitGatewayDefaultRouteTablePropagation": False,
+                       "applianceModeSupport": "disable", "tags": {tags.ROLE: "inspection"}}),
+      res(policies.TGW_PROPAGATION, {"transitGatewayRouteTableId": "rt",
+                                     "transitGatewayAttachmentId": "a"}),
+      res(policies.VPN, {"localIpv4NetworkCidr": "0.0.0.0/0",
+                         "remoteIpv4NetworkCidr": "198.18.1.0/24"}),
+      res(policies.VPN, {})]),
     ("municloud-flow-logs",
      [res("aws:ec2/vpc:Vpc", {"id": "v"}), res(policies.FLOW_LOG, {"vpcId": "v"})],
      [res("aws:ec2/vpc:Vpc", {"id": "v"})]),
@@ -183,7 +206,7 @@ def test_policy_passes_good_and_reports_bad(policy: str, good: list[Resource],
     assert verdict(policy, good) == []
     found = verdict(policy, bad)
     assert found, f"{policy} missed a violation"
-    if policy.endswith("tags") or policy.endswith("ingress") or policy.endswith("encryption"):
+    if policy.endswith(("tags", "ingress", "encryption", "defaults")):
         assert len({urn for _, urn in found}) == len(bad)  # every bad resource is named
 
 
