@@ -463,7 +463,7 @@ def check_joint_cloud_closed(resources: Sequence[Item]) -> list[tuple[str, str |
     """A joint cloud has no internet gateway, NAT or public address: closed lines only. Its
     databases start no connection: their security groups let nothing out."""
     ids = Identities(resources)
-    out = []
+    out: list[tuple[str, str | None]] = []
     for db in (r for r in resources if r.type == RDS):
         for ref in db.props.get("vpcSecurityGroupIds") or []:
             for sg in (ids.by_urn[u] for u in ids.of(db, "vpcSecurityGroupIds", ref)
