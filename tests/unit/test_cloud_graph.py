@@ -137,6 +137,40 @@ def test_joint_cloud_has_no_internet_gateway_and_no_public_address(ref: str) -> 
     assert [r for r in g if "0.0.0.0/0" in str(r.props.get("destinationCidrBlock"))] == []
 
 
+@pytest.mark.parametrize("ref", SECURITY_STACKS)
+def test_proxies_admit_only_their_own_municipalities(ref: str) -> None:
+    """Each prefecture's proxy and balancer groups admit exactly its municipalities' internet
+    segments (and the balancer's health checks by group), nothing wider."""
+    g = graph(ref)
+    prefs = inventories(ref)
+    own = {p.code: {str(m.segments[Segment.INTERNET].cidr) for m in p.municipalities}
+           for p in prefs}
+    groups = [r for r in g.of_type(policies.SG) if "-proxy-" in r.name]
+    assert len(groups) == 2 * len(prefs)  # the proxies' group and the balancer's
+    for sg in groups:
+        code = sg.name.split("-proxy-")[1].split("-")[0]
+        by_cidr = [rule for rule in sg.props["ingress"] if rule.get("cidrBlocks")]
+        assert {c for rule in by_cidr for c in rule["cidrBlocks"]} == own[code], sg.name
+        assert all(len(rule["cidrBlocks"]) == 1 for rule in by_cidr), sg.name
+        assert all(rule.get("securityGroups") for rule in sg.props["ingress"]
+                   if not rule.get("cidrBlocks")), sg.name
+
+
+@pytest.mark.parametrize("ref", JOINT_STACKS)
+def test_databases_admit_only_their_members_individual_number_segment(ref: str) -> None:
+    g = graph(ref)
+    members = {m.code: m for p in inventories(ref) for m in p.municipalities
+               if m.joint_cloud == "tottori-joint"}
+    groups = [r for r in g.of_type(policies.SG) if r.tags.get(tags.MUNICIPALITY) in members]
+    assert {sg.tags[tags.MUNICIPALITY] for sg in groups} == set(members)
+    for sg in groups:
+        member = members[sg.tags[tags.MUNICIPALITY]]
+        cidrs = {c for rule in sg.props["ingress"] for c in rule.get("cidrBlocks") or []}
+        assert cidrs == {str(member.segments[Segment.INDIVIDUAL_NUMBER].cidr)}, sg.name
+        assert not [rule for rule in sg.props["ingress"] if not rule.get("cidrBlocks")]
+        assert sg.props.get("egress") == [], sg.name
+
+
 @pytest.mark.parametrize("ref", JOINT_STACKS)
 def test_joint_cloud_databases_encrypted_and_backups_copied_to_second_region(ref: str) -> None:
     g = graph(ref)
