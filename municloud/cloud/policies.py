@@ -565,6 +565,78 @@ def check_backup_copies(resources: Sequence[Item]) -> list[tuple[str, str | None
     return out
 
 
+# --- the way out of a VPC ------------------------------------------------------------------------
+
+SUBNET = "aws:ec2/subnet:Subnet"
+ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
+ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
+ROUTE = "aws:ec2/route:Route"
+NAT_GATEWAY = "aws:ec2/natGateway:NatGateway"
+INTERNET_GATEWAY = "aws:ec2/internetGateway:InternetGateway"
+FIREWALL = "aws:networkfirewall/firewall:Firewall"
+_TARGETS = ("gatewayId", "natGatewayId", "vpcEndpointId", "transitGatewayId",
+            "networkInterfaceId", "vpcPeeringConnectionId")
+
+
+def check_egress_path(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+    """Routes, not names, decide the way out: a NAT gateway sits in a subnet whose default route
+    is the internet gateway; in a VPC with a network firewall, only the firewall's subnets go to
+    a NAT gateway and only the NAT gateways' subnets to the internet gateway, so nothing else
+    reaches the internet around the firewall."""
+    ids = Identities(resources)
+    by_urn = ids.by_urn
+
+    def one(item: Item, key: str) -> set[str]:
+        return {u for u in ids.of(item, key) if u in by_urn}
+
+    table_of: dict[str, set[str]] = defaultdict(set)  # subnet -> route tables
+    for a in (r for r in resources if r.type == ROUTE_TABLE_ASSOCIATION):
+        for subnet in one(a, "subnetId"):
+            table_of[subnet] |= one(a, "routeTableId")
+    default: dict[str, list[tuple[str, set[str], Item]]] = defaultdict(list)  # table -> targets
+    for route in (r for r in resources if r.type == ROUTE):
+        if route.props.get("destinationCidrBlock") != "0.0.0.0/0":
+            continue
+        for table in one(route, "routeTableId"):
+            for key in _TARGETS:
+                if route.props.get(key) is not None:
+                    default[table].append((key, one(route, key), route))
+
+    def way_out(subnet: str) -> list[tuple[str, set[str], Item]]:
+        return [t for table in table_of.get(subnet, ()) for t in default.get(table, [])]
+
+    def kinds(targets: set[str]) -> set[str]:
+        return {by_urn[u].type for u in targets}
+
+    out: list[tuple[str, str | None]] = []
+    nat_subnets: set[str] = set()
+    for nat in (r for r in resources if r.type == NAT_GATEWAY):
+        subnets = one(nat, "subnetId")
+        nat_subnets |= subnets
+        for subnet in subnets:
+            exits = way_out(subnet)
+            if not any(INTERNET_GATEWAY in kinds(t) for _, t, _ in exits):
+                out.append((f"NAT gateway {nat.name} is in subnet {by_urn[subnet].name}, whose "
+                            "default route is not the internet gateway: it cannot reach the "
+                            "internet", nat.urn))
+    for firewall in (r for r in resources if r.type == FIREWALL):
+        vpcs = ids.of(firewall, "vpcId")
+        fw_subnets = {u for m in firewall.props.get("subnetMappings") or []
+                      if isinstance(m, Mapping)
+                      for u in ids.of(firewall, "subnetMappings", m.get("subnetId"))}
+        for sub in (r for r in resources if r.type == SUBNET and ids.of(r, "vpcId") & vpcs):
+            for key, targets, route in way_out(sub.urn):
+                found = kinds(targets)
+                to_nat = NAT_GATEWAY in found or key == "natGatewayId"
+                to_igw = INTERNET_GATEWAY in found
+                if (to_nat and sub.urn not in fw_subnets) or (
+                        to_igw and sub.urn not in nat_subnets):
+                    out.append((f"subnet {sub.name} reaches the internet by route "
+                                f"{route.name} ({key}) around firewall {firewall.name}",
+                                route.urn))
+    return out
+
+
 # --- load balancers reach their targets ---------------------------------------------------------
 
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
@@ -822,6 +894,9 @@ RULES: tuple[Rule, ...] = (
     Rule("municloud-flow-logs", "every VPC has a flow log", stack_check=check_flow_logs),
     Rule("municloud-backup-copies", "backups are copied to a second region and cover every "
          "database", stack_check=check_backup_copies),
+    Rule("municloud-egress-path", "NAT gateways sit behind the internet gateway, and where a "
+         "network firewall is, nothing reaches the internet around it",
+         stack_check=check_egress_path),
     Rule("municloud-balancer-reaches-targets", "a load balancer's security groups let it reach "
          "its targets' port and health-check port", stack_check=check_balancer_reaches_targets),
     Rule("municloud-kms-key-users", "a customer key that encrypts an auto scaling group's "

@@ -420,3 +420,42 @@ def test_the_security_clouds_firewall_drops_by_default() -> None:
     result = [r for r in policies.run_policy_pack(g.resources)
               if r.name == "municloud-firewall-default-deny"]
     assert result and result[0].passed
+
+
+# --- the way out of a VPC -------------------------------------------------------------------------
+
+
+def _vpc_with_firewall(proxy_exit: dict[str, str], nat_subnet: str = "public") -> list[Resource]:
+    """A VPC like the inspection VPC: public (IGW), firewall (NAT) and proxy subnets."""
+    out = [res(policies.INTERNET_GATEWAY, {"id": "igw"}, "igw"),
+           res(policies.NAT_GATEWAY, {"id": "nat", "subnetId": nat_subnet}, "nat"),
+           res(policies.FIREWALL, {"vpcId": "vpc", "subnetMappings": [{"subnetId": "fw"}]},
+               "firewall")]
+    exits = {"public": {"gatewayId": "igw"}, "fw": {"natGatewayId": "nat"}, "proxy": proxy_exit}
+    for name, target in exits.items():
+        out += [res(policies.SUBNET, {"id": name, "vpcId": "vpc"}, f"{name}-subnet"),
+                res(policies.ROUTE_TABLE, {"id": f"rt-{name}"}, f"{name}-rt"),
+                res(policies.ROUTE_TABLE_ASSOCIATION, {"subnetId": name,
+                                                       "routeTableId": f"rt-{name}"}),
+                res(policies.ROUTE, {"routeTableId": f"rt-{name}",
+                                     "destinationCidrBlock": "0.0.0.0/0", **target},
+                    f"{name}-default")]
+    return out
+
+
+def test_the_way_out_through_the_firewall_passes() -> None:
+    assert verdict("municloud-egress-path", _vpc_with_firewall({"vpcEndpointId": "vpce"})) == []
+
+
+@pytest.mark.parametrize(("proxy_exit", "nat_subnet", "problem"), [
+    ({"natGatewayId": "nat"}, "public", "proxy-subnet reaches the internet by route "
+                                        "proxy-default (natGatewayId) around firewall"),
+    ({"gatewayId": "igw"}, "public", "proxy-subnet reaches the internet by route proxy-default "
+                                     "(gatewayId) around firewall"),
+    ({"vpcEndpointId": "vpce"}, "proxy", "NAT gateway nat is in subnet proxy-subnet, whose "
+                                         "default route is not the internet gateway"),
+])
+def test_a_way_out_around_the_firewall_is_caught(proxy_exit: dict[str, str], nat_subnet: str,
+                                                 problem: str) -> None:
+    found = verdict("municloud-egress-path", _vpc_with_firewall(proxy_exit, nat_subnet))
+    assert any(problem in message for message, _ in found), found
