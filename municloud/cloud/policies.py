@@ -241,11 +241,28 @@ def check_no_open_ingress(resource_type: str, props: Mapping[str, Any]) -> list[
         rules = [{"cidrBlocks": [props.get("cidrIpv4")],
                   "ipv6CidrBlocks": [props.get("cidrIpv6")]}]
     out = []
+    admitted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for rule in rules:
         for cidr in [*(rule.get("cidrBlocks") or []), *(rule.get("ipv6CidrBlocks") or [])]:
-            if cidr in OPEN:
+            if not cidr or is_unknown(cidr):
+                continue
+            try:
+                net = ipaddress.ip_network(str(cidr), strict=False)
+            except ValueError:
+                out.append(f"ingress from {cidr!r}, which is not an address range")
+                continue
+            admitted.append(net)
+            # by arithmetic, not by spelling: 0.0.0.0/1 is half of the internet
+            if net.prefixlen <= 1:
                 out.append(f"ingress from {cidr} (port {rule.get('fromPort', '?')}): "
                            "admit named ranges from the inventory only")
+    v4 = list(ipaddress.collapse_addresses(
+        n for n in admitted if isinstance(n, ipaddress.IPv4Network)))
+    v6 = list(ipaddress.collapse_addresses(
+        n for n in admitted if isinstance(n, ipaddress.IPv6Network)))
+    for union in (v4, v6):
+        if any(n.prefixlen == 0 for n in union) and not out:
+            out.append(f"ingress rules together admit every address ({union[0]})")
     return out
 
 

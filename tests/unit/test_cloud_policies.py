@@ -77,6 +77,8 @@ CASES: list[tuple[str, list[Resource], list[Resource]]] = [
     ("municloud-no-open-ingress",
      [res(policies.SG, {"ingress": [{"cidrBlocks": ["198.18.18.0/24"], "fromPort": 3128}]})],
      [res(policies.SG, {"ingress": [{"cidrBlocks": ["0.0.0.0/0"], "fromPort": 22}]}),
+      res(policies.SG, {"ingress": [{"cidrBlocks": ["0.0.0.0/1", "128.0.0.0/1"]}]}),
+      res(policies.SG, {"ingress": [{"cidrBlocks": [f"{n}.0.0.0/2"]} for n in (0, 64, 128, 192)]}),
       res(policies.SG_INGRESS, {"cidrIpv6": "::/0"}),
       res(policies.SG_RULE, {"type": "ingress", "cidrBlocks": ["0.0.0.0/0"]})]),
     ("municloud-encryption",
