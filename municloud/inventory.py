@@ -47,7 +47,9 @@ same file and nothing is typed twice::
 
 In a municipality's host, the keys of ``municloud_addresses`` are its segments and the uplinks
 (``security_cloud``, ``lgwan_backbone``, ``joint_cloud``); in a shared host they are the shared
-networks. Only a gateway has legs in more than one network of its municipality.
+networks. Only a gateway has legs in more than one network of its municipality. A gateway may
+also name ``municloud_outside_address``: its router's address on the internet or a closed line,
+where the VPNs to the clouds come from (the cloud programs need it; the lab does not).
 
 Three optional keys adapt the segment policy (municloud/flows.py) to a site:
 ``municloud_prefecture.services`` (services of the site's own, with ports and the roles that
@@ -97,6 +99,7 @@ MODEL_VARS_IN_HOSTS_FILE = (
     "municloud_municipality",
     "municloud_role",
     "municloud_addresses",
+    "municloud_outside_address",
 )
 MANAGEMENT_VAR = "municloud_management"
 # Ansible's rule for group names (others are "invalid characters" and get rewritten).
@@ -129,6 +132,9 @@ class Host:
     role: HostRole
     addresses: Mapping[str, IPv4Address]  # network id -> address, in inventory order
     municipality: str | None = None  # group name, None for a shared host
+    # A gateway's outside address (municloud_outside_address): where its VPNs to the clouds come
+    # from, on the internet or a closed line. The cloud programs need it; the lab does not.
+    outside_address: IPv4Address | None = None
 
     @property
     def segment(self) -> Segment | None:
@@ -721,7 +727,42 @@ def _host(
                 "only the gateway joins several networks",
             )
             return None
-    return Host(name, role, addresses, municipality)
+    refused, outside = _outside_address(out, key, hv, role, networks)
+    if refused:
+        return None
+    return Host(name, role, addresses, municipality, outside)
+
+
+def _outside_address(out: Collector, key: str, hv: Mapping[str, Any], role: HostRole,
+                     networks: Mapping[str, Network]) -> tuple[bool, IPv4Address | None]:
+    """A gateway's ``municloud_outside_address``: (refused?, the address or None)."""
+    value = hv.get("municloud_outside_address")
+    if value is None:
+        return False, None
+    okey = f"{key}.municloud_outside_address"
+    if role is not HostRole.GATEWAY:
+        out.add(okey, f"a {role.value} has no outside address",
+                "only a municipality's gateway has one (its router's address for the VPNs)")
+        return True, None
+    try:
+        address = ipaddress.IPv4Address(str(value))
+    except ValueError:
+        out.add(okey, f"{value!r} is not an IPv4 address",
+                "write the router's outside address, e.g. 203.0.113.10")
+        return True, None
+    if address.is_loopback or address.is_multicast or address.is_unspecified or (
+            address.is_link_local) or address.is_reserved:
+        out.add(okey, f"{address} cannot be a router's outside address",
+                "write the address the router's VPNs come from")
+        return True, None
+    inside = [n for n in networks.values() if address in n.cidr]
+    if inside:
+        out.add(okey, f"{address} is inside the {inside[0].id} range {inside[0].cidr}, which "
+                "the VPN carries: a tunnel cannot come from inside itself",
+                "write the router's outside address (internet or closed line), not its leg "
+                "in a municipal or shared network")
+        return True, None
+    return False, address
 
 
 def _check_whole(

@@ -140,6 +140,16 @@ def _inventories(cfg: pulumi.Config, base_dir: Path) -> tuple[Prefecture, ...]:
     return tuple(prefectures)
 
 
+def _outside(p: Prefecture, m: Municipality) -> None:
+    """The VPN's customer gateway is the router's outside address; an address inside the
+    networks the tunnel carries (the gateway's legs) cannot bring a tunnel up."""
+    if m.gateway.outside_address is None:
+        raise ConfigError(
+            f"{p.path / 'hosts.yml'}: {m.gateway.name} has no municloud_outside_address: the "
+            f"VPN of {m.name_romaji} ({m.code}) comes from the router's outside address (on "
+            "the internet or a closed line); write it on the gateway host")
+
+
 def _no_overlap(prefectures: list[Prefecture]) -> None:
     """Prefectures of one cloud (超広域) share its transit gateway and route tables: one range in
     two of them would be one destination with two owners (AWS refuses the second route; a tag
@@ -210,9 +220,10 @@ def security_cloud_config(base_dir: Path) -> SecurityCloudConfig:
         for m in p.municipalities:
             if Uplink.SECURITY_CLOUD.value not in m.gateway.addresses:
                 raise ConfigError(
-                    f"{p.path}: {m.gateway.name} has no security_cloud address: the VPN's "
-                    "customer gateway is that address; add it to the gateway's "
-                    "municloud_addresses")
+                    f"{p.path}: {m.gateway.name} has no security_cloud address: the "
+                    "municipality is not connected to the security cloud; add it to the "
+                    "gateway's municloud_addresses")
+            _outside(p, m)
     proxy = cfg.get_object("proxy") or {}
     if not isinstance(proxy, dict):
         raise ConfigError(f"{NAMESPACE}:proxy must be a mapping "
@@ -247,8 +258,9 @@ def joint_cloud_config(base_dir: Path) -> JointCloudConfig:
     for p, m in members:
         if Uplink.JOINT_CLOUD.value not in m.gateway.addresses:
             raise ConfigError(f"{p.path}: {m.gateway.name} has no joint_cloud address: the "
-                              "VPN's customer gateway is that address; add it to the gateway's "
-                              "municloud_addresses")
+                              "member is not connected to the joint cloud; add it to the "
+                              "gateway's municloud_addresses")
+        _outside(p, m)
     systems = cfg.get_object("systems") or list(CORE_SYSTEMS)
     unknown = [s for s in systems if s not in CORE_SYSTEMS]
     if unknown or not systems:

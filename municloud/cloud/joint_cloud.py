@@ -118,7 +118,7 @@ class Tenant(pulumi.ComponentResource):
                                           subnet_id=s.id, opts=_opts(self))
 
         self.customer_gateway = aws.ec2.CustomerGateway(
-            f"{name}-cgw", ip_address=str(m.gateway.addresses["joint_cloud"]),
+            f"{name}-cgw", ip_address=str(m.gateway.outside_address),  # checked in config.py
             bgp_asn=str(cfg.customer_gateway_asn), type="ipsec.1", tags=m_tags, opts=_opts(self))
         psk = derived_psk(cfg.vpn_pre_shared_key, f"joint-cloud:{cfg.name}:{m.code}")
         self.vpn = aws.ec2.VpnConnection(

@@ -654,6 +654,34 @@ def check_egress_path(resources: Sequence[Item]) -> list[tuple[str, str | None]]
     return out
 
 
+# --- VPNs come from outside ------------------------------------------------------------------
+
+CUSTOMER_GATEWAY = "aws:ec2/customerGateway:CustomerGateway"
+VPC_CIDR = "aws:ec2/vpcIpv4CidrBlockAssociation:VpcIpv4CidrBlockAssociation"
+
+
+def check_vpn_outside_address(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+    """A customer gateway is a router's outside address: one inside a VPC of the stack (the
+    ranges its tunnel would carry) can never bring the tunnel up."""
+    ranges = []
+    for r in resources:
+        cidr = r.known("cidrBlock") if r.type in (VPC, VPC_CIDR) else None
+        if isinstance(cidr, str) and cidr:
+            ranges.append((r.name, ipaddress.ip_network(cidr, strict=False)))
+    out: list[tuple[str, str | None]] = []
+    for cgw in (r for r in resources if r.type == CUSTOMER_GATEWAY):
+        value = cgw.known("ipAddress")
+        if not isinstance(value, str) or not value:
+            continue
+        address = ipaddress.ip_address(value)
+        for name, net in ranges:
+            if address in net:
+                out.append((f"customer gateway {cgw.name} is {address}, inside {name} "
+                            f"({net}): a router's outside address is never inside the cloud; "
+                            "write it as municloud_outside_address", cgw.urn))
+    return out
+
+
 # --- load balancers reach their targets ---------------------------------------------------------
 
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
@@ -911,6 +939,8 @@ RULES: tuple[Rule, ...] = (
     Rule("municloud-flow-logs", "every VPC has a flow log", stack_check=check_flow_logs),
     Rule("municloud-backup-copies", "backups are copied to a second region and cover every "
          "database", stack_check=check_backup_copies),
+    Rule("municloud-vpn-outside-address", "customer gateways are routers' outside addresses, "
+         "never inside a VPC of the cloud", stack_check=check_vpn_outside_address),
     Rule("municloud-egress-path", "NAT gateways sit behind the internet gateway, and where a "
          "network firewall is, nothing reaches the internet around it",
          stack_check=check_egress_path),

@@ -467,10 +467,10 @@ class MunicipalityAttachment(pulumi.ComponentResource):
         cfg, p, m = args.config, args.prefecture, args.municipality
         m_tags = {**tags.base(cfg.name, KIND, prefecture=p.code, municipality=m.code),
                   "Name": f"{cfg.name}-{m.name_romaji}"}
-        gateway_address = m.gateway.addresses["security_cloud"]
+        # The router's outside address (config.py refuses a gateway without one).
         self.customer_gateway = aws.ec2.CustomerGateway(
-            f"{name}-cgw", ip_address=str(gateway_address), bgp_asn=str(cfg.customer_gateway_asn),
-            type="ipsec.1", tags=m_tags, opts=_opts(self))
+            f"{name}-cgw", ip_address=str(m.gateway.outside_address),
+            bgp_asn=str(cfg.customer_gateway_asn), type="ipsec.1", tags=m_tags, opts=_opts(self))
         psk = derived_psk(cfg.vpn_pre_shared_key, f"security-cloud:{cfg.name}:{m.code}")
         self.vpn = aws.ec2.VpnConnection(
             f"{name}-vpn",

@@ -116,3 +116,25 @@ def test_a_wide_area_stack_whose_prefectures_overlap_is_refused(
     assert "overlap" in err, err
     assert f"{okayama}/hosts.yml: security_cloud 198.18.1.0/24" in err, err
     assert f"{repo}/inventories/sample/hosts.yml: security_cloud 198.18.1.0/24" in err, err
+
+
+@pytest.mark.parametrize("project", ["security-cloud", "joint-cloud"])
+def test_a_gateway_without_an_outside_address_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], project: str) -> None:
+    """The VPN comes from the router's outside address; without one the plan stops and says
+    where to write it (a customer gateway inside the cloud's own range never comes up)."""
+    repo = Path(plan.__file__).parents[2]
+    sample = tmp_path / "sample"
+    shutil.copytree(repo / "inventories/sample", sample)
+    hosts = sample / "hosts.yml"
+    hosts.write_text(hosts.read_text(encoding="utf-8").replace(
+        "municloud_outside_address: 203.0.113.11", ""), encoding="utf-8")
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_bytes((repo / "pulumi" / project / name).read_bytes())
+    stack_name = {"security-cloud": "tottori", "joint-cloud": "tottori-joint"}[project]
+    stack = (repo / f"pulumi/{project}/Pulumi.{stack_name}.yaml").read_text(encoding="utf-8")
+    (tmp_path / "Pulumi.x.yaml").write_text(
+        stack.replace("../../inventories/sample", str(sample)), encoding="utf-8")
+    assert main(["cloud", "plan", str(tmp_path / "Pulumi.x.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"{hosts}: tottori-shi-gw has no municloud_outside_address" in err, err

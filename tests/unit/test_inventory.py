@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,33 @@ def _unknown_network(d: dict[str, Any]) -> None:
     hosts(d)["tottori-shi-lgwan-term"]["municloud_addresses"] = {"internett": "198.18.18.12"}
 
 
+def _outside_address(value: str, host: str = "tottori-shi-gw") -> Callable[[dict[str, Any]], None]:
+    def edit(d: dict[str, Any]) -> None:
+        hosts(d)[host]["municloud_outside_address"] = value
+    return edit
+
+
 BAD = {
+    "outside address inside a network": (
+        _outside_address("198.18.1.101"),
+        "tottori-shi-gw.municloud_outside_address",
+        "inside the security_cloud range 198.18.1.0/24",
+    ),
+    "outside address not an address": (
+        _outside_address("router.example"),
+        "tottori-shi-gw.municloud_outside_address",
+        "not an IPv4 address",
+    ),
+    "outside address loopback": (
+        _outside_address("127.0.0.1"),
+        "tottori-shi-gw.municloud_outside_address",
+        "cannot be a router's outside address",
+    ),
+    "outside address on a terminal": (
+        _outside_address("203.0.113.50", "tottori-shi-lgwan-term"),
+        "tottori-shi-lgwan-term.municloud_outside_address",
+        "has no outside address",
+    ),
     "overlapping ranges": (
         _overlap,
         "yonago_shi.vars.municloud_municipality.segments.lgwan",
