@@ -50,7 +50,10 @@ class LogArchive(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        aws.kms.Alias(f"{name}-key-alias", name=f"alias/{name}-logs",
+        # Aliases are unique per account and region: the project and stack make it so for every
+        # stack one account may hold (the sample's two security-cloud stacks share a cloud name).
+        aws.kms.Alias(f"{name}-key-alias",
+                      name=f"alias/municloud/{pulumi.get_project()}/{pulumi.get_stack()}/logs",
                       target_key_id=self.key.key_id, opts=child)
 
         self.bucket = aws.s3.Bucket(

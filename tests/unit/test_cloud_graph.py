@@ -245,3 +245,15 @@ def test_models_differ_by_configuration_only() -> None:
     assert len(many.of_type("aws:ec2/vpnConnection:VpnConnection")) == 5
     assert not one.of_type("aws:networkfirewall/firewall:Firewall")  # the flag is off there
     assert len(many.of_type("aws:networkfirewall/firewall:Firewall")) == 1
+
+
+def test_stacks_one_account_may_hold_do_not_collide_on_names() -> None:
+    """Names AWS keeps unique per account and region (aliases, explicit names) differ across all
+    sample stacks, which one account may hold together: tottori and okayama-tottori are both
+    the security cloud okayama-tottori."""
+    seen: dict[str, str] = {}
+    for ref in ALL_STACKS:
+        for alias in graph(ref).of_type("aws:kms/alias:Alias"):
+            name = alias.props["name"]
+            assert seen.setdefault(name, ref) == ref, f"{name} is in {seen[name]} and {ref}"
+    assert len(seen) >= len(ALL_STACKS)
