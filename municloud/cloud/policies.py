@@ -103,26 +103,38 @@ class Identities:
 
 def plain(value: Any) -> Any:
     """The engine's proxies as plain data, a value not known yet as :data:`UNKNOWN` (reading
-    one through the proxy raises, which would stop the whole rule during a preview)."""
-    from pulumi_policy.proxy import UnknownValueError
+    one through the proxy raises, which would stop the whole rule during a preview).
 
+    pulumi_policy's proxies hand out their underlying container under the key ``"__target"``;
+    reading that is the fast path (no exception per unknown, no ABC checks). Measured under
+    cProfile on benchmarks/cloud_plan.py's synthetic cloud (2,589 resources, ten stack rules):
+    2.5 s in this function before, 1.0 s after."""
+    kind = type(value)
+    if kind in _PROXIES:
+        return plain(value["__target"])
+    if kind is dict:
+        return {str(k): plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [plain(v) for v in value]
+    if kind is str:
+        return UNKNOWN if value in UNKNOWN_VALUES else value
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key in value:
-            try:
-                out[str(key)] = plain(value[key])
-            except UnknownValueError:
-                out[str(key)] = UNKNOWN
-        return out
+        return {str(k): plain(value[k]) for k in value}
     if is_list(value):
-        items: list[Any] = []
-        for index in range(len(value)):
-            try:
-                items.append(plain(value[index]))
-            except UnknownValueError:
-                items.append(UNKNOWN)
-        return items
-    return UNKNOWN if is_unknown(value) else value
+        return [plain(value[i]) for i in range(len(value))]
+    return value
+
+
+def _proxy_types() -> tuple[type, ...]:
+    try:
+        from pulumi_policy import proxy
+    except ImportError:  # the rules also run without pulumi_policy (check_items)
+        return ()
+    return tuple(t for t in (getattr(proxy, "_DictProxy", None), getattr(proxy, "_ListProxy", None))
+                 if isinstance(t, type))
+
+
+_PROXIES = _proxy_types()
 
 
 def items_of(resources: Iterable[Any]) -> list[Item]:
