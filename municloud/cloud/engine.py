@@ -35,9 +35,6 @@ from pulumi.runtime.proto import analyzer_pb2 as proto
 from pulumi.runtime.proto import analyzer_pb2_grpc
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "pulumi" / "policy"
-# What Pulumi's wire format puts where a preview does not know a value yet (pulumi_policy's
-# proxy.py names the same strings); mockrun records unknowns with these.
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 START_TIMEOUT = 60.0
 
 _LEVELS = {proto.ADVISORY: "advisory", proto.MANDATORY: "mandatory",

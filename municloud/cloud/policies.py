@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pulumi_policy import proxy
+
 from municloud.cloud import tags
 from municloud.cloud.engine import PolicyResult
 from municloud.inventory import code_problem
@@ -32,14 +34,13 @@ from municloud.inventory import code_problem
 # --- the resources the stack rules see ---------------------------------------------------------
 
 
-# Pulumi's wire values for "not known until up" (pulumi_policy's proxy.py has the same list).
+# Pulumi's wire values for "not known until up", one per kind of value.
 UNKNOWN_VALUES = frozenset({
-    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7", "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
-    "04da6b54-80e4-46f7-96ec-b56ff0331ba9", "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
-    "030794c1-ac77-496b-92df-f27374a8bd58", "e48ece36-62e2-4504-bad9-02848725956a",
-    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
+    proxy.UNKNOWN_BOOLEAN_VALUE, proxy.UNKNOWN_NUMBER_VALUE, proxy.UNKNOWN_STRING_VALUE,
+    proxy.UNKNOWN_ARRAY_VALUE, proxy.UNKNOWN_ASSET_VALUE, proxy.UNKNOWN_ARCHIVE_VALUE,
+    proxy.UNKNOWN_OBJECT_VALUE,
 })
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+UNKNOWN = proxy.UNKNOWN_STRING_VALUE  # how Item.props carry any of them
 
 
 def is_unknown(value: Any) -> bool:
@@ -125,16 +126,9 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _proxy_types() -> tuple[type, ...]:
-    try:
-        from pulumi_policy import proxy
-    except ImportError:  # the rules also run without pulumi_policy (check_items)
-        return ()
-    return tuple(t for t in (getattr(proxy, "_DictProxy", None), getattr(proxy, "_ListProxy", None))
-                 if isinstance(t, type))
-
-
-_PROXIES = _proxy_types()
+# pulumi_policy's proxy classes (private names; plain() falls back to the ABCs without them).
+_PROXIES = tuple(t for t in (getattr(proxy, "_DictProxy", None),
+                             getattr(proxy, "_ListProxy", None)) if isinstance(t, type))
 
 
 def items_of(resources: Iterable[Any]) -> list[Item]:
@@ -160,11 +154,9 @@ def is_list(value: Any) -> bool:
 def is_set(props: Mapping[str, Any], key: str) -> bool:
     """Whether ``key`` is given: a value, or (in a preview) a reference known only at up, such
     as the ARN of a key made in the same run. The engine's proxy raises on reading the latter."""
-    from pulumi_policy.proxy import UnknownValueError
-
     try:
         return bool(props.get(key))
-    except UnknownValueError:
+    except proxy.UnknownValueError:
         return True
 
 
@@ -984,7 +976,7 @@ def check_items(items: Sequence[Item]) -> dict[str, list[tuple[str, str | None]]
 
 
 def policy_pack_policies() -> list[Any]:
-    """The rules as pulumi_policy policies, all MANDATORY (pulumi_policy is imported lazily)."""
+    """The rules as pulumi_policy policies, all MANDATORY."""
     from pulumi_policy import (
         EnforcementLevel,
         ResourceValidationPolicy,
