@@ -387,7 +387,12 @@ def check_transit_gateway_defaults(resource_type: str, props: Mapping[str, Any])
             value = props.get(key)
             if is_unknown(value):
                 continue
-            if not value or ipaddress.ip_network(str(value), strict=False).prefixlen == 0:
+            try:
+                open_ = not value or ipaddress.ip_network(str(value), strict=False).prefixlen == 0
+            except ValueError:
+                out.append(f"{key} {value!r} is not an address range")
+                continue
+            if open_:
                 out.append(f"{key} is {value or 'unset (AWS takes 0.0.0.0/0)'}: the tunnel "
                            "would carry any address; name the segment and the cloud's range")
     return out
