@@ -19,6 +19,7 @@ by :class:`Identities`: by the known id, or else by the engine's property depend
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -675,14 +676,19 @@ def check_vpn_outside_address(resources: Sequence[Item]) -> list[tuple[str, str 
     ranges = []
     for r in resources:
         cidr = r.known("cidrBlock") if r.type in (VPC, VPC_CIDR) else None
-        if isinstance(cidr, str) and cidr:
-            ranges.append((r.name, ipaddress.ip_network(cidr, strict=False)))
+        with contextlib.suppress(ValueError):  # AWS refuses a malformed range itself
+            if isinstance(cidr, str) and cidr:
+                ranges.append((r.name, ipaddress.ip_network(cidr, strict=False)))
     out: list[tuple[str, str | None]] = []
     for cgw in (r for r in resources if r.type == CUSTOMER_GATEWAY):
         value = cgw.known("ipAddress")
         if not isinstance(value, str) or not value:
             continue
-        address = ipaddress.ip_address(value)
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            out.append((f"customer gateway {cgw.name}: {value!r} is not an address", cgw.urn))
+            continue
         for name, net in ranges:
             if address in net:
                 out.append((f"customer gateway {cgw.name} is {address}, inside {name} "
