@@ -475,8 +475,14 @@ def check_bucket_object_lock(state: CloudState) -> list[Finding]:
                                "object lock is enabled but has no default retention",
                                "set a default retention (e.g. COMPLIANCE, the retention period "
                                "of the log policy)", examined=1))
+        elif retention.get("Mode") != "COMPLIANCE":
+            out.append(Finding(name, Status.FAIL, b.name,
+                               f"default retention is {retention.get('Mode')}, not COMPLIANCE: "
+                               "anyone allowed s3:BypassGovernanceRetention can delete the logs",
+                               "set the default retention mode to COMPLIANCE (new objects; "
+                               "objects already locked keep their mode)", examined=1))
     return out or [_pass(name, [b.name for b in state.buckets],
-                         "object lock enabled with a default retention")]
+                         "object lock enabled with a COMPLIANCE default retention")]
 
 
 def check_bucket_encryption(state: CloudState) -> list[Finding]:

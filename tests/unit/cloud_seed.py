@@ -75,7 +75,7 @@ def tag_spec(resource_type: str, values: dict[str, str]) -> list[dict[str, Any]]
 
 def seed_security_cloud(endpoint: str, cloud: str, pref: Prefecture, *,
                         tgw_defaults_disabled: bool = True, object_lock: bool = True,
-                        encryption: str = "aws:kms") -> Seeded:
+                        lock_mode: str = "COMPLIANCE", encryption: str = "aws:kms") -> Seeded:
     seeded = Seeded(cloud, endpoint)
     ec2 = seeded.client("ec2")
     kind = "security-cloud"
@@ -92,7 +92,7 @@ def seed_security_cloud(endpoint: str, cloud: str, pref: Prefecture, *,
     if object_lock:
         s3.put_object_lock_configuration(Bucket=seeded.bucket, ObjectLockConfiguration={
             "ObjectLockEnabled": "Enabled",
-            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 5}}})
+            "Rule": {"DefaultRetention": {"Mode": lock_mode, "Years": 5}}})
     rule: dict[str, Any] = {"SSEAlgorithm": encryption}
     if encryption == "aws:kms":
         rule["KMSMasterKeyID"] = "alias/municloud-logs"

@@ -266,6 +266,9 @@ GOOD_BUCKET = Bucket(
     (check_bucket_object_lock, Bucket("archive", {}), "object lock is not enabled"),
     (check_bucket_object_lock,
      Bucket("archive", {}, object_lock={"ObjectLockEnabled": "Enabled"}), "no default retention"),
+    (check_bucket_object_lock,
+     Bucket("archive", {}, object_lock={"ObjectLockEnabled": "Enabled", "Rule": {
+         "DefaultRetention": {"Mode": "GOVERNANCE", "Years": 5}}}), "GOVERNANCE, not COMPLIANCE"),
     (check_bucket_encryption, Bucket("archive", {}), "default encryption is none"),
     (check_bucket_encryption, Bucket("archive", {}, encryption={"Rules": [
         {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}),
@@ -549,6 +552,8 @@ BROKEN: list[tuple[str, str, dict[str, Any], Callable[[Seeded], None], dict[str,
      {"sg-no-world-ingress": "ingress from 0.0.0.0/0 on tcp/22"}),
     ("bucket-without-object-lock", SECURITY_CLOUD, {"object_lock": False}, _nothing,
      {"log-archive-object-lock": "object lock is not enabled"}),
+    ("bucket-lock-governance", SECURITY_CLOUD, {"lock_mode": "GOVERNANCE"}, _nothing,
+     {"log-archive-object-lock": "default retention is GOVERNANCE, not COMPLIANCE"}),
     ("bucket-not-kms", SECURITY_CLOUD, {"encryption": "AES256"}, _nothing,
      {"log-archive-encryption": "default encryption is AES256, not aws:kms"}),
     ("vpc-without-flow-logs", SECURITY_CLOUD, {}, _vpc_without_flow_logs,
