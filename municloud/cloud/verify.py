@@ -529,11 +529,17 @@ def check_cloudtrail(state: CloudState) -> list[Finding]:
             problems.append("not multi-region")
         if not trail.get("IsLogging"):
             problems.append("not logging")
+        if not trail.get("LogFileValidationEnabled"):
+            problems.append("no log file validation")
+        if not trail.get("KmsKeyId"):
+            problems.append("not encrypted with a KMS key")
         if problems:
             out.append(Finding(name, Status.FAIL, trail["Name"], ", ".join(problems),
-                               "make the trail multi-region and start logging "
-                               "(aws cloudtrail start-logging)", examined=1))
-    return out or [_pass(name, [t["Name"] for t in state.trails], "multi-region and logging")]
+                               "make the trail multi-region, with log file validation and the "
+                               "log archive's KMS key, and start logging "
+                               "(aws cloudtrail update-trail / start-logging)", examined=1))
+    return out or [_pass(name, [t["Name"] for t in state.trails],
+                         "multi-region, logging, validated and KMS-encrypted")]
 
 
 def check_guardduty(state: CloudState) -> list[Finding]:

@@ -75,7 +75,8 @@ def tag_spec(resource_type: str, values: dict[str, str]) -> list[dict[str, Any]]
 
 def seed_security_cloud(endpoint: str, cloud: str, pref: Prefecture, *,
                         tgw_defaults_disabled: bool = True, object_lock: bool = True,
-                        lock_mode: str = "COMPLIANCE", encryption: str = "aws:kms") -> Seeded:
+                        lock_mode: str = "COMPLIANCE", encryption: str = "aws:kms",
+                        trail_validated: bool = True) -> Seeded:
     seeded = Seeded(cloud, endpoint)
     ec2 = seeded.client("ec2")
     kind = "security-cloud"
@@ -186,7 +187,9 @@ def seed_security_cloud(endpoint: str, cloud: str, pref: Prefecture, *,
 
     trail = seeded.client("cloudtrail")
     seeded.trail = f"{cloud}-trail"
+    key = seeded.client("kms").create_key(Description="log archive")["KeyMetadata"]["Arn"]
     trail.create_trail(Name=seeded.trail, S3BucketName=seeded.bucket, IsMultiRegionTrail=True,
+                       EnableLogFileValidation=trail_validated, KmsKeyId=key,
                        TagsList=tag_list(shared))
     trail.start_logging(Name=seeded.trail)
     seeded.client("guardduty").create_detector(Enable=True, Tags=shared)

@@ -287,11 +287,15 @@ def test_bucket_checks_fail(check: Callable[[CloudState], list[Finding]], bucket
 
 
 def test_cloudtrail() -> None:
-    good = {"Name": "t", "IsMultiRegionTrail": True, "IsLogging": True}
+    good = {"Name": "t", "IsMultiRegionTrail": True, "IsLogging": True,
+            "LogFileValidationEnabled": True, "KmsKeyId": "arn:aws:kms:ap-northeast-1:1:key/k"}
     assert statuses(check_cloudtrail(hub_state(trails=[good]))) == {Status.PASS}
     (finding,) = check_cloudtrail(hub_state(trails=[{**good, "IsMultiRegionTrail": False,
                                                       "IsLogging": False}]))
     assert finding.message == "not multi-region, not logging"
+    (finding,) = check_cloudtrail(hub_state(trails=[{
+        k: v for k, v in good.items() if k not in ("LogFileValidationEnabled", "KmsKeyId")}]))
+    assert finding.message == "no log file validation, not encrypted with a KMS key"
     (none,) = check_cloudtrail(hub_state(untagged_trails=["org-trail"]))
     assert none.status is Status.FAIL and "untagged trail(s): org-trail" in none.message
 
@@ -562,6 +566,8 @@ BROKEN: list[tuple[str, str, dict[str, Any], Callable[[Seeded], None], dict[str,
      {"serves-tags": "security group carries neither municloud:prefecture nor "
                      "municloud:municipality"}),
     ("trail-not-logging", SECURITY_CLOUD, {}, _stop_trail, {"cloudtrail": "not logging"}),
+    ("trail-not-validated", SECURITY_CLOUD, {"trail_validated": False}, _nothing,
+     {"cloudtrail": "no log file validation"}),
     ("joint-cloud-tenant-propagation", JOINT_CLOUD, {}, _tenant_propagation,
      {"tgw-isolation": "municipality 312011's table learns routes by propagation from"}),
     ("joint-cloud-internet-gateway", JOINT_CLOUD, {}, _internet_gateway,
