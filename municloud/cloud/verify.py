@@ -676,20 +676,23 @@ def check_backup_cross_region(state: CloudState) -> list[Finding]:
     if not state.backup_plans:
         return [_nothing(name, "AWS Backup plan", state,
                          "create a backup plan with a copy action to a vault in another region")]
+    # Every rule of every plan copies out: one plan that does says nothing of the others.
     copies: list[str] = []
-    same_region: list[str] = []
+    out: list[Finding] = []
     for plan in state.backup_plans:
-        for rule in plan.get("Rules", []):
-            for action in rule.get("CopyActions", []):
-                arn = action.get("DestinationBackupVaultArn", "")
-                (copies if _arn_region(arn) not in ("", state.region) else same_region).append(arn)
+        for rule in plan.get("Rules", []) or [{}]:
+            arns = [a.get("DestinationBackupVaultArn", "") for a in rule.get("CopyActions", [])]
+            away = [a for a in arns if _arn_region(a) not in ("", state.region)]
+            copies += away
+            if not away:
+                detail = f"copy actions stay in {state.region}" if arns else "no copy action"
+                where = _plan_name(plan) + (f" rule {rule['RuleName']}"
+                                            if rule.get("RuleName") else "")
+                out.append(Finding(name, Status.FAIL, where, f"{detail}: a regional disaster "
+                                   "loses its backups", "add a copy action to a vault in another "
+                                   "region (e.g. ap-northeast-3)", examined=1))
     ids = [_plan_name(p) for p in state.backup_plans]
-    if copies:
-        return [_pass(name, ids, f"copies to {', '.join(sorted(set(copies)))}")]
-    detail = f"copy actions stay in {state.region}" if same_region else "no copy action"
-    return [Finding(name, Status.FAIL, _ids(ids), f"{detail}: a regional disaster loses every "
-                    "backup", "add a copy action to a vault in another region (e.g. "
-                    "ap-northeast-3)", examined=len(ids))]
+    return out or [_pass(name, ids, f"copies to {', '.join(sorted(set(copies)))}")]
 
 
 def tagged_resources(state: CloudState) -> Iterator[tuple[str, str, dict[str, str]]]:

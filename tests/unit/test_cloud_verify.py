@@ -348,6 +348,16 @@ def test_backup_copy_must_leave_the_region(destination: str, status: Status) -> 
     assert check_backup_cross_region(hub_state(kind=JOINT_CLOUD))[0].status is Status.FAIL
 
 
+def test_one_plan_copying_out_does_not_cover_another() -> None:
+    away = {"BackupPlanName": "tax", "Rules": [{"RuleName": "daily", "CopyActions": [
+        {"DestinationBackupVaultArn": "arn:aws:backup:ap-northeast-3:1:backup-vault:copy"}]}]}
+    local = {"BackupPlanName": "welfare", "Rules": [{"RuleName": "daily"}]}
+    (finding,) = check_backup_cross_region(hub_state(kind=JOINT_CLOUD,
+                                                     backup_plans=[away, local]))
+    assert finding.status is Status.FAIL and finding.resource == "welfare rule daily"
+    assert "no copy action" in finding.message
+
+
 def test_serves_tags() -> None:
     state = hub_state()
     state.vpcs[0]["Tags"] = tl(cloud="c", prefecture=PREF)
