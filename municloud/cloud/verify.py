@@ -402,11 +402,19 @@ def check_tgw_isolation(state: CloudState, known: Sequence[KnownRange] = ()) -> 
             dest = route.get("DestinationCidrBlock")
             for target in route.get("TransitGatewayAttachments", []):
                 att_id = target.get("TransitGatewayAttachmentId", "")
-                if att_id in owners and foreign(owners[att_id]):
+                owner = owners.get(att_id, Owner(None, None))
+                if foreign(owner):
                     out.append(Finding(
                         name, Status.FAIL, table_id,
-                        f"{whose}'s table routes {dest} to {att_id} of "
-                        f"{owners[att_id].describe()}", fix, examined=1))
+                        f"{whose}'s table routes {dest} to {att_id} of {owner.describe()}",
+                        fix, examined=1))
+                elif not (owner.inspection or owner.municipality or owner.prefecture):
+                    # nobody's attachment (untagged, or not of this cloud): it could lead
+                    # anywhere, so a tenant's table may not lead to it
+                    out.append(Finding(
+                        name, Status.FAIL, table_id,
+                        f"{whose}'s table routes {dest} to {att_id}, which no tag of this cloud "
+                        "says whom it serves", fix + "; or tag the attachment", examined=1))
             if not dest:
                 continue
             net = ipaddress.ip_network(dest, strict=False)

@@ -122,6 +122,21 @@ def test_isolation_fails_on_route_to_other_municipalitys_attachment() -> None:
     assert "routes 172.16.0.0/24 to att-b of municipality 312029" in findings[0].message
 
 
+def test_isolation_fails_on_route_to_an_attachment_nobody_owns() -> None:
+    """A tenant's default route to an untagged attachment (or one of another cloud) passed."""
+    state = hub_state()
+    state.tgw_attachments.append({"TransitGatewayAttachmentId": "att-x", "ResourceType": "vpc",
+                                  "ResourceId": "vpc-x", "Tags": []})
+    state.tgw_routes["rtb-a"] = [route("0.0.0.0/0", "att-x")]
+    (finding,) = check_tgw_isolation(state)
+    assert finding.status is Status.FAIL
+    assert "routes 0.0.0.0/0 to att-x, which no tag of this cloud says whom it serves" in (
+        finding.message)
+    state.tgw_routes["rtb-a"] = [route("0.0.0.0/0", "att-elsewhere")]  # not in this cloud
+    (finding,) = check_tgw_isolation(state)
+    assert finding.status is Status.FAIL and "att-elsewhere" in finding.message
+
+
 def test_isolation_fails_on_route_into_other_municipalitys_range() -> None:
     state = hub_state()
     state.tgw_routes["rtb-a"].append(route("10.2.0.128/25"))
