@@ -141,8 +141,8 @@ def _inventories(cfg: pulumi.Config, base_dir: Path) -> tuple[Prefecture, ...]:
 
 
 def _outside(p: Prefecture, m: Municipality) -> None:
-    """The VPN's customer gateway is the router's outside address; an address inside the
-    networks the tunnel carries (the gateway's legs) cannot bring a tunnel up."""
+    """The VPN's customer gateway is the router's outside address, so the gateway must name one
+    (the inventory model already refuses one inside the networks the tunnel carries)."""
     if m.gateway.outside_address is None:
         raise ConfigError(
             f"{p.path / 'hosts.yml'}: {m.gateway.name} has no municloud_outside_address: the "
