@@ -4,13 +4,15 @@
 #     iptables for the lab's bridge rule, OpenSSH's client for Ansible, nftables (`nft -c`
 #     checks every rendered ruleset in the unit tests), graphviz for `municloud diagram`, ping
 #     for the acceptance tests' ICMP probes, zbarimg (zbar-tools) to read back enrolment QR codes;
-#     gpg (gnupg) to make the lab update relay's vendor and platform keys;
+#     gpg (gnupg) to make the lab update relay's vendor and platform keys; squid, whose
+#     `squid -k parse` checks the proxies' rendered configuration and which the unit tests run
+#     in the foreground on loopback (never as this machine's daemon: see below);
 #   - a virtual environment in .venv with the project and its dev tools (pyproject.toml).
 # Run as root (the lab needs root for Docker and debootstrap). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(docker.io debootstrap iptables openssh-client python3-venv nftables graphviz iputils-ping zbar-tools gnupg)
+DEBIAN_PACKAGES=(docker.io debootstrap iptables openssh-client python3-venv nftables graphviz iputils-ping zbar-tools gnupg squid)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
@@ -23,8 +25,39 @@ if ((${#missing[@]})); then
   fi
   echo "==> installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Debian's squid package starts a proxy on port 3128 of every address from its postinst
+  # (through invoke-rc.d) and enables it at boot. This machine only needs the binary, so while
+  # apt-get runs, a policy-rc.d denies squid's start (exit 101) and allows every other service
+  # (docker.io's daemon still starts). Only if the machine has no policy-rc.d of its own (Docker
+  # images ship one that denies everything); removed again on exit.
+  policy=/usr/sbin/policy-rc.d
+  if [[ " ${missing[*]} " == *" squid "* && ! -e $policy ]]; then
+    trap 'rm -f "$policy"' EXIT
+    cat >"$policy" <<'POLICY'
+#!/bin/sh
+# Written by municloud's scripts/install.sh while it runs apt-get; it removes it on exit.
+# Arguments: [--quiet] <initscript id> <action> [<runlevel>]; 101: action not allowed.
+for arg; do
+  case $arg in
+    --*) ;;
+    squid) exit 101 ;;
+    *) exit 0 ;;
+  esac
+done
+exit 0
+POLICY
+    chmod 755 "$policy"
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" squid "* ]]; then
+    update-rc.d squid disable >/dev/null  # not at boot either (its sysv links; systemd units)
+    if pgrep -x squid >/dev/null; then
+      echo "install.sh: a squid daemon is running after installing squid: stop it" \
+           "(invoke-rc.d squid stop)" >&2
+      exit 1
+    fi
+  fi
 fi
 
 PYTHON=${PYTHON:-python3.11}
