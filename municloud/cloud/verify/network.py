@@ -1,0 +1,244 @@
+"""Checks of the network: transit gateways and tenant isolation, security groups, internet
+gateways, public addresses."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from municloud.cloud import tags
+from municloud.cloud.verify.model import (
+    INSPECTION,
+    WORLD,
+    CloudState,
+    Finding,
+    KnownRange,
+    Owner,
+    Status,
+    _ids,
+    _nothing,
+    _pass,
+    attachment_tags,
+    owner_of,
+    range_owners,
+    shared_hub,
+    tag_map,
+)
+
+
+def check_tgw_default_route_table(state: CloudState) -> list[Finding]:
+    """Each transit gateway of the cloud has default association and propagation disabled."""
+    name = "tgw-default-route-table"
+    if not state.transit_gateways:
+        return [_nothing(name, "transit gateway", state,
+                         "deploy the security cloud (pulumi up), or check --cloud and --region")]
+    out: list[Finding] = []
+    for tgw in state.transit_gateways:
+        options = tgw.get("Options", {})
+        wrong = [key for key in ("DefaultRouteTableAssociation", "DefaultRouteTablePropagation")
+                 if options.get(key) != "disable"]
+        if wrong:
+            out.append(Finding(
+                name, Status.FAIL, tgw["TransitGatewayId"],
+                f"{' and '.join(wrong)} enabled: every new attachment joins the default route "
+                "table and reaches every other tenant",
+                "set default_route_table_association and default_route_table_propagation to "
+                "'disable' on the transit gateway and associate each attachment with its own table",
+                examined=1))
+    if out:
+        return out
+    ids = [t["TransitGatewayId"] for t in state.transit_gateways]
+    return [_pass(name, ids, "default route table association and propagation disabled")]
+
+
+def check_tgw_isolation(state: CloudState, known: Sequence[KnownRange] = ()) -> list[Finding]:
+    """No tenant's route table leads to another tenant (see the package doc string,
+    :mod:`municloud.cloud.verify`)."""
+    name = "tgw-isolation"
+    eff = attachment_tags(state)
+    hub_tables, shared = shared_hub(state)
+    owners = {att_id: Owner(None, None, True) if att_id in shared else owner_of(t)
+              for att_id, t in eff.items()}
+    ranges = range_owners(state, known)
+    out: list[Finding] = []
+    examined: list[str] = []
+    ignored = 0
+    for table in state.tgw_route_tables:
+        table_id = table["TransitGatewayRouteTableId"]
+        table_owner = owner_of(tag_map(table))
+        routes = [r for r in state.tgw_routes.get(table_id, []) if r.get("State") == "active"]
+        propagations = [p for p in state.tgw_propagations.get(table_id, [])
+                        if p.get("State") == "enabled"]
+        if table_owner.inspection or table_id in hub_tables:
+            examined.append(table_id)
+            continue
+        if not (table_owner.municipality or table_owner.prefecture):
+            if routes or propagations:
+                out.append(Finding(
+                    name, Status.FAIL, table_id,
+                    f"the table carries {len(routes)} route(s) and {len(propagations)} "
+                    "propagation(s) but no tag says whom it serves",
+                    f"tag it {tags.MUNICIPALITY}=CODE or {tags.PREFECTURE}=CODE, or "
+                    f"{tags.ROLE}={INSPECTION} if it is the shared inspection table", examined=1))
+                examined.append(table_id)
+            else:
+                ignored += 1
+            continue
+        examined.append(table_id)
+        if table_id in state.tgw_routes_truncated:
+            out.append(Finding(name, Status.UNCHECKED, table_id,
+                               "more than 1000 routes; only the first 1000 were read",
+                               "check the rest by hand (aws ec2 search-transit-gateway-routes)"))
+
+        def foreign(owner: Owner, _table_owner: Owner = table_owner) -> bool:
+            if owner.inspection:
+                return False
+            if _table_owner.municipality:
+                if owner.municipality:
+                    return owner.municipality != _table_owner.municipality
+                return owner.prefecture is not None and owner.prefecture != _table_owner.prefecture
+            return owner.prefecture is not None and owner.prefecture != _table_owner.prefecture
+
+        whose = table_owner.describe()
+        fix = (f"remove the route or propagation: {whose}'s table may lead only to its own "
+               f"attachments and to the inspection attachment ({tags.ROLE}={INSPECTION})")
+        for route in routes:
+            dest = route.get("DestinationCidrBlock")
+            for target in route.get("TransitGatewayAttachments", []):
+                att_id = target.get("TransitGatewayAttachmentId", "")
+                owner = owners.get(att_id, Owner(None, None))
+                if foreign(owner):
+                    out.append(Finding(
+                        name, Status.FAIL, table_id,
+                        f"{whose}'s table routes {dest} to {att_id} of {owner.describe()}",
+                        fix, examined=1))
+                elif not (owner.inspection or owner.municipality or owner.prefecture):
+                    # nobody's attachment (untagged, or not of this cloud): it could lead
+                    # anywhere, so a tenant's table may not lead to it
+                    out.append(Finding(
+                        name, Status.FAIL, table_id,
+                        f"{whose}'s table routes {dest} to {att_id}, which no tag of this cloud "
+                        "says whom it serves", fix + "; or tag the attachment", examined=1))
+            if not dest:
+                continue
+            net = ipaddress.ip_network(dest, strict=False)
+            inside = [(cidr, owner, source) for cidr, owner, source in ranges
+                      if isinstance(net, ipaddress.IPv4Network) and net.subnet_of(cidr)]
+            # Tenants may share a range (the joint cloud's tenant VPCs all use the same one):
+            # a destination that is also the table's own is judged by its target alone.
+            if any(not foreign(owner) for _, owner, _ in inside):
+                continue
+            for cidr, owner, source in inside[:1]:
+                out.append(Finding(
+                    name, Status.FAIL, table_id,
+                    f"{whose}'s table routes {dest}, inside {cidr} of {owner.describe()} "
+                    f"({source})", fix, examined=1))
+        for prop in propagations:
+            att_id = prop.get("TransitGatewayAttachmentId", "")
+            if att_id in owners and foreign(owners[att_id]):
+                out.append(Finding(
+                    name, Status.FAIL, table_id,
+                    f"{whose}'s table learns routes by propagation from {att_id} of "
+                    f"{owners[att_id].describe()}", fix, examined=1))
+    if not examined:
+        return [Finding(name, Status.FAIL, _ids([t["TransitGatewayId"]
+                                                 for t in state.transit_gateways]),
+                        f"no transit gateway route table to examine ({ignored} empty untagged "
+                        "ignored)",
+                        "give each municipality its own route table tagged with its code and "
+                        "the inspection VPC a table tagged with the inspection role")]
+    if out:
+        return out
+    note = f", {ignored} empty untagged ignored" if ignored else ""
+    return [_pass(name, examined, f"{len(examined)} route table(s) examined{note}, none leads "
+                  "to another tenant")]
+
+
+
+def check_no_world_ingress(state: CloudState) -> list[Finding]:
+    name = "sg-no-world-ingress"
+    if not state.vpcs:
+        return [_nothing(name, "VPC", state, "deploy the cloud, or check --cloud and --region")]
+    out: list[Finding] = []
+    for sg in state.security_groups:
+        for perm in sg.get("IpPermissions", []):
+            world = [r.get("CidrIp") for r in perm.get("IpRanges", [])] + \
+                [r.get("CidrIpv6") for r in perm.get("Ipv6Ranges", [])]
+            for cidr in (c for c in world if c in WORLD):
+                ports = _ports(perm)
+                out.append(Finding(name, Status.FAIL, sg["GroupId"],
+                                   f"ingress from {cidr} on {ports} ({sg.get('GroupName', '')})",
+                                   "allow only the municipalities' and the cloud's own ranges",
+                                   examined=1))
+    return out or [_pass(name, [s["GroupId"] for s in state.security_groups],
+                         f"{len(state.security_groups)} security group(s), none open to the "
+                         "world")]
+
+
+def _ports(perm: Mapping[str, Any]) -> str:
+    proto = perm.get("IpProtocol")
+    if proto in ("-1", -1, None):
+        return "all traffic"
+    low, high = perm.get("FromPort"), perm.get("ToPort")
+    return f"{proto}/{low}" if low == high else f"{proto}/{low}-{high}"
+
+
+def check_no_internet_gateway(state: CloudState) -> list[Finding]:
+    name = "no-internet-gateway"
+    if not state.vpcs:
+        return [_nothing(name, "VPC", state, "deploy the cloud, or check --cloud and --region")]
+    vpc_ids = {v["VpcId"] for v in state.vpcs}
+    out: list[Finding] = []
+    for igw in state.internet_gateways:
+        for att in igw.get("Attachments", []):
+            if att.get("VpcId") in vpc_ids:
+                out.append(Finding(
+                    name, Status.FAIL, igw["InternetGatewayId"],
+                    f"internet gateway attached to {att['VpcId']}: the joint cloud holds "
+                    "individual-number data (個人番号利用事務系) and must never reach the internet",
+                    "detach and delete the internet gateway; reach the cloud over closed lines",
+                    examined=1))
+    return out or [_pass(name, sorted(vpc_ids),
+                         f"{len(vpc_ids)} VPC(s) examined, no internet gateway attached")]
+
+
+def check_no_public_ip(state: CloudState) -> list[Finding]:
+    name = "no-public-ip"
+    if not state.vpcs:
+        return [_nothing(name, "VPC", state, "deploy the cloud, or check --cloud and --region")]
+    out: list[Finding] = []
+    fix = "remove the public address (release the Elastic IP, relaunch without one)"
+    for inst in state.instances:
+        if inst.get("PublicIpAddress"):
+            out.append(Finding(name, Status.FAIL, inst["InstanceId"],
+                               f"instance has public IP {inst['PublicIpAddress']}", fix,
+                               examined=1))
+    for eni in state.network_interfaces:
+        public = eni.get("Association", {}).get("PublicIp")
+        if public:
+            out.append(Finding(name, Status.FAIL, eni["NetworkInterfaceId"],
+                               f"network interface has public IP {public}", fix, examined=1))
+    for db in state.db_instances:
+        if db.get("PubliclyAccessible"):
+            out.append(Finding(name, Status.FAIL, db["DBInstanceIdentifier"],
+                               "database is publicly accessible",
+                               "set publicly_accessible to false", examined=1))
+    ids = [i["InstanceId"] for i in state.instances] + \
+        [e["NetworkInterfaceId"] for e in state.network_interfaces] + \
+        [d["DBInstanceIdentifier"] for d in state.db_instances]
+    return out or [_pass(name, ids, f"{len(state.instances)} instance(s), "
+                         f"{len(state.network_interfaces)} network interface(s), "
+                         f"{len(state.db_instances)} database(s), none with a public IP")]
+
+
+def check_subnets_no_public_ip_on_launch(state: CloudState) -> list[Finding]:
+    name = "subnet-no-public-ip"
+    if not state.subnets:
+        return [_nothing(name, "subnet (in the cloud's VPCs)", state,
+                         "deploy the cloud, or check --cloud and --region")]
+    out = [Finding(name, Status.FAIL, s["SubnetId"], "maps a public IP on launch",
+                   "set map_public_ip_on_launch to false", examined=1)
+           for s in state.subnets if s.get("MapPublicIpOnLaunch")]
+    return out or [_pass(name, [s["SubnetId"] for s in state.subnets],
+                         "no subnet maps a public IP on launch")]
