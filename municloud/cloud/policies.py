@@ -450,6 +450,42 @@ def transit_tables(resources: Sequence[Item]) -> tuple[dict[str, _Attachment], d
     return attachments, dict(tables)
 
 
+def _networks(cidrs: Iterable[Any]) -> list[ipaddress.IPv4Network]:
+    out = []
+    for cidr in cidrs:
+        if cidr and not is_unknown(cidr):
+            with contextlib.suppress(ValueError):  # not IPv4: no-open-ingress judges it
+                out.append(ipaddress.IPv4Network(str(cidr), strict=False))
+    return out
+
+
+Ranges = dict[str, list[ipaddress.IPv4Network]]
+
+
+def tenant_ranges(resources: Sequence[Item]) -> tuple[Ranges, Ranges]:
+    """Each municipality's and each prefecture's address ranges, as the stack itself states
+    them: a municipality's VPNs' customer-side selectors (``localIpv4NetworkCidr``, the segment
+    its town hall sends) and the VPCs tagged with it; a prefecture's are those of all its
+    municipalities plus the VPCs tagged with it alone."""
+    by_municipality: Ranges = {}
+    by_prefecture: Ranges = {}
+    for r in resources:
+        cidrs: list[Any] = []
+        if r.type == VPN:
+            cidrs = [r.props.get("localIpv4NetworkCidr")]
+        elif r.type == VPC:
+            cidrs = [r.props.get("cidrBlock")]
+        nets = _networks(cidrs)
+        if not nets:
+            continue
+        t = r.tags
+        if t.get(tags.MUNICIPALITY):
+            by_municipality.setdefault(t[tags.MUNICIPALITY], []).extend(nets)
+        if t.get(tags.PREFECTURE):
+            by_prefecture.setdefault(t[tags.PREFECTURE], []).extend(nets)
+    return by_municipality, by_prefecture
+
+
 def check_tenant_isolation(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
     """No transit gateway route table lets one municipality (or prefecture) reach another.
 
@@ -479,6 +515,67 @@ def check_tenant_isolation(resources: Sequence[Item]) -> list[tuple[str, str | N
                 out.append((f"{scope}: {what} in the table of {source.label} "
                             f"({source.municipality}) leads to {target.label} "
                             f"({target.municipality})", urn))
+    return out + _routes_into_others(resources)
+
+
+def _foreign(dest: ipaddress.IPv4Network, own: list[ipaddress.IPv4Network],
+             others: Ranges) -> list[tuple[str, ipaddress.IPv4Network]]:
+    """The ranges of ``others`` that ``dest`` overlaps, leaving out ranges the owner shares
+    (the joint cloud's tenant VPCs all use one range; their routes are judged by target)."""
+    return [(whom, net) for whom, nets in sorted(others.items()) for net in nets
+            if dest.overlaps(net) and not any(net.overlaps(o) for o in own)]
+
+
+def _routes_into_others(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+    """Routes judged by destination, whatever their target: a municipality's transit gateway
+    table may not route into another municipality's range (a supernet to the shared hub would
+    send a town's traffic toward its neighbours), and a prefecture's subnets may not route into
+    another prefecture's municipalities."""
+    by_municipality, by_prefecture = tenant_ranges(resources)
+    _, tables = transit_tables(resources)
+    attachments = {r.urn: r for r in resources if r.type in (VPN, TGW_VPC_ATTACHMENT)}
+    ids = Identities(resources)
+    owner_of_table: dict[str, tuple[str, Ranges]] = {}
+    for urn, tgw_table in tables.items():
+        codes = {attachments[a].tags.get(tags.MUNICIPALITY) for a in tgw_table.associated
+                 if a in attachments} - {None}
+        if len(codes) == 1:
+            (code,) = codes
+            owner_of_table[urn] = (f"municipality {code}", {
+                f"municipality {k}": v for k, v in by_municipality.items() if k != code})
+    subnets = {r.urn: r.tags.get(tags.PREFECTURE) for r in resources if r.type == SUBNET
+               and r.tags.get(tags.PREFECTURE) and not r.tags.get(tags.MUNICIPALITY)}
+    vpc_tables: dict[str, set[str]] = defaultdict(set)  # VPC route table -> prefectures
+    for assoc in (r for r in resources if r.type == ROUTE_TABLE_ASSOCIATION):
+        for subnet in ids.of(assoc, "subnetId"):
+            if subnets.get(subnet):
+                for table_urn in ids.of(assoc, "routeTableId"):
+                    vpc_tables[table_urn].add(str(subnets[subnet]))
+    prefecture_of = {m: p for p, nets in by_prefecture.items() for m, mnets in
+                     by_municipality.items() if mnets and all(n in nets for n in mnets)}
+    out: list[tuple[str, str | None]] = []
+    for r in resources:
+        (dest,) = _networks([r.props.get("destinationCidrBlock")]) or (None,)
+        if dest is None or dest.prefixlen == 0:
+            continue  # the way out is the egress rule's to judge
+        if r.type == TGW_ROUTE and not _true(r.known("blackhole")):
+            for table in ids.of(r, "transitGatewayRouteTableId"):
+                if table not in owner_of_table:
+                    continue
+                whom, others = owner_of_table[table]
+                own = by_municipality.get(whom.split()[1], [])
+                for other, net in _foreign(dest, own, others):
+                    out.append((f"the table of {whom} routes {dest}, which overlaps {net} of "
+                                f"{other}: route only to your own ranges and the cloud's",
+                                r.urn))
+        elif r.type == ROUTE:
+            for table in ids.of(r, "routeTableId"):
+                for pref in sorted(vpc_tables.get(table, ())):
+                    others = {f"municipality {m} of prefecture {p}": by_municipality[m]
+                              for m, p in prefecture_of.items() if p != pref}
+                    for other, net in _foreign(dest, by_prefecture.get(pref, []), others):
+                        out.append((f"{r.name}, in a subnet of prefecture {pref}, routes "
+                                    f"{dest} into {net} of {other}", r.urn))
     return out
 
 
@@ -753,6 +850,57 @@ def check_balancer_reaches_targets(resources: Sequence[Item]) -> list[tuple[str,
     return out
 
 
+# --- ingress only from the tenants a group serves ----------------------------------------------
+
+
+def _ingress_cidrs(item: Item, ids: Identities) -> tuple[set[str], list[str]]:
+    """The groups (URNs, or ids outside the stack) ``item`` opens and the IPv4 ranges it admits."""
+    if item.type == SG:
+        rules = [r for r in item.props.get("ingress") or [] if isinstance(r, Mapping)]
+        return {item.urn}, [str(c) for r in rules for c in r.get("cidrBlocks") or []]
+    if item.type == SG_RULE and item.props.get("type") == "ingress":
+        return (ids.of(item, "securityGroupId"),
+                [str(c) for c in item.props.get("cidrBlocks") or []])
+    if item.type == SG_INGRESS and item.known("cidrIpv4"):
+        return ids.of(item, "securityGroupId"), [str(item.props["cidrIpv4"])]
+    return set(), []
+
+
+def check_ingress_from_tenants(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+    """A security group admits only the ranges of those it serves, judged by CIDR arithmetic.
+
+    Whom a group serves comes from its tags: a group of municipality M (a joint-cloud database)
+    admits only M's ranges; a group of prefecture P only (a proxy or its balancer) admits only
+    the ranges of P's municipalities. A municipality's ranges are the customer-side selectors of
+    its VPNs (``localIpv4NetworkCidr``, the segment its town hall sends) and the VPCs tagged
+    with it; a prefecture's are those of all its municipalities plus its own VPCs. A range
+    wider than these (the whole lab range, two towns' supernet) or another tenant's fails."""
+    ids = Identities(resources)
+    by_municipality, by_prefecture = tenant_ranges(resources)
+    out: list[tuple[str, str | None]] = []
+    for item in resources:
+        groups, cidrs = _ingress_cidrs(item, ids)
+        for urn in groups:
+            group = ids.by_urn.get(urn)
+            if group is None:
+                continue  # a group outside the stack: cloud verify judges it
+            t = group.tags
+            if t.get(tags.MUNICIPALITY):
+                whom = f"municipality {t[tags.MUNICIPALITY]}"
+                allowed = by_municipality.get(t[tags.MUNICIPALITY], [])
+            elif t.get(tags.PREFECTURE):
+                whom = f"prefecture {t[tags.PREFECTURE]}"
+                allowed = by_prefecture.get(t[tags.PREFECTURE], [])
+            else:
+                continue  # municloud-tags reports a group that serves nobody
+            for net in _networks(cidrs):
+                if not any(net.subnet_of(a) for a in allowed):
+                    out.append((f"{item.name} lets {net} into {group.name}, which serves {whom}:"
+                                f" {net} is not inside any range of {whom} (its VPNs' segments "
+                                "and VPCs); admit each tenant's own segment only", item.urn))
+    return out
+
+
 # --- AWS's own naming rules, before anyone runs pulumi up ---------------------------------------
 
 
@@ -961,6 +1109,8 @@ RULES: tuple[Rule, ...] = (
          stack_check=check_egress_path),
     Rule("municloud-balancer-reaches-targets", "a load balancer's security groups let it reach "
          "its targets' port and health-check port", stack_check=check_balancer_reaches_targets),
+    Rule("municloud-ingress-from-tenants", "a security group admits only the segments of the "
+         "municipalities (or the prefecture) it serves", stack_check=check_ingress_from_tenants),
     Rule("municloud-kms-key-users", "a customer key that encrypts an auto scaling group's "
          "volumes lets the group's service-linked role use it", stack_check=check_kms_key_users),
     Rule("municloud-aws-names", "every name is one AWS accepts (length, characters) and "

@@ -37,11 +37,13 @@ def test_graph_is_recorded_with_components_and_parents(ref: str) -> None:
     assert orphans == []
 
 
+@pytest.mark.invariant("cloud.isolation.tenants")
 @pytest.mark.parametrize("ref", ALL_STACKS)
 def test_no_route_between_tenants(ref: str) -> None:
     assert policies.check_tenant_isolation(items(graph(ref))) == []
 
 
+@pytest.mark.invariant("cloud.isolation.tenants", "cloud.inventory.served")
 @pytest.mark.parametrize("ref", ALL_STACKS)
 def test_each_municipality_has_its_own_route_table_with_only_its_routes(ref: str) -> None:
     g = graph(ref)
@@ -83,6 +85,7 @@ def test_each_municipality_has_its_own_route_table_with_only_its_routes(ref: str
     assert checked == set(vpn_tables), "a municipality's table with no route was never judged"
 
 
+@pytest.mark.invariant("cloud.isolation.tenants")
 @pytest.mark.parametrize("ref", SECURITY_STACKS)
 def test_security_cloud_routes_internet_segments_only(ref: str) -> None:
     """The hub and the proxies route back to each municipality's internet segment, nothing else;
@@ -100,6 +103,7 @@ def test_security_cloud_routes_internet_segments_only(ref: str) -> None:
     assert internet <= set(dests)
 
 
+@pytest.mark.invariant("cloud.isolation.tenants")
 @pytest.mark.parametrize("ref", SECURITY_STACKS)
 def test_proxy_subnets_route_only_to_their_own_prefecture(ref: str) -> None:
     g = graph(ref)
@@ -114,6 +118,7 @@ def test_proxy_subnets_route_only_to_their_own_prefecture(ref: str) -> None:
         assert dest == "0.0.0.0/0" or dest in own[code], f"{r.name} leads out of {code}"
 
 
+@pytest.mark.invariant("cloud.ingress.no-world")
 @pytest.mark.parametrize("ref", ALL_STACKS)
 def test_no_security_group_admits_the_internet(ref: str) -> None:
     g = graph(ref)
@@ -125,6 +130,7 @@ def test_no_security_group_admits_the_internet(ref: str) -> None:
         assert policies.check_no_open_ingress(sg.type, sg.props) == []
 
 
+@pytest.mark.invariant("cloud.joint.closed", "cloud.public-address.none")
 @pytest.mark.parametrize("ref", JOINT_STACKS)
 def test_joint_cloud_has_no_internet_gateway_and_no_public_address(ref: str) -> None:
     g = graph(ref)
@@ -137,6 +143,7 @@ def test_joint_cloud_has_no_internet_gateway_and_no_public_address(ref: str) -> 
     assert [r for r in g if "0.0.0.0/0" in str(r.props.get("destinationCidrBlock"))] == []
 
 
+@pytest.mark.invariant("cloud.ingress.tenants-only")
 @pytest.mark.parametrize("ref", SECURITY_STACKS)
 def test_proxies_admit_only_their_own_municipalities(ref: str) -> None:
     """Each prefecture's proxy and balancer groups admit exactly its municipalities' internet
@@ -156,6 +163,7 @@ def test_proxies_admit_only_their_own_municipalities(ref: str) -> None:
                    if not rule.get("cidrBlocks")), sg.name
 
 
+@pytest.mark.invariant("cloud.ingress.tenants-only", "cloud.joint.closed")
 @pytest.mark.parametrize("ref", JOINT_STACKS)
 def test_databases_admit_only_their_members_individual_number_segment(ref: str) -> None:
     g = graph(ref)
@@ -171,6 +179,7 @@ def test_databases_admit_only_their_members_individual_number_segment(ref: str) 
         assert sg.props.get("egress") == [], sg.name
 
 
+@pytest.mark.invariant("cloud.data.encrypted", "cloud.data.backup-copies")
 @pytest.mark.parametrize("ref", JOINT_STACKS)
 def test_joint_cloud_databases_encrypted_and_backups_copied_to_second_region(ref: str) -> None:
     g = graph(ref)
@@ -185,6 +194,7 @@ def test_joint_cloud_databases_encrypted_and_backups_copied_to_second_region(ref
     assert policies.check_backup_copies(items(g)) == []
 
 
+@pytest.mark.invariant("cloud.logs.archive", "cloud.data.encrypted")
 @pytest.mark.parametrize("ref", ALL_STACKS)
 def test_encryption_object_lock_and_flow_logs(ref: str) -> None:
     g = graph(ref)
@@ -197,6 +207,7 @@ def test_encryption_object_lock_and_flow_logs(ref: str) -> None:
     assert policies.check_flow_logs(items(g)) == []
 
 
+@pytest.mark.invariant("cloud.tags.serves")
 @pytest.mark.parametrize("ref", ALL_STACKS)
 def test_every_taggable_resource_names_whom_it_serves(ref: str) -> None:
     g = graph(ref)
@@ -229,6 +240,7 @@ def test_proxy_fleet_is_found_by_ansible_tags(ref: str) -> None:
         assert specs["instance"][tags.ROLE] == "proxy"
 
 
+@pytest.mark.invariant("cloud.tgw.no-defaults")
 @pytest.mark.parametrize("ref", ALL_STACKS)
 def test_transit_gateway_has_no_default_route_table(ref: str) -> None:
     g = graph(ref)
@@ -257,3 +269,200 @@ def test_stacks_one_account_may_hold_do_not_collide_on_names() -> None:
             name = alias.props["name"]
             assert seen.setdefault(name, ref) == ref, f"{name} is in {seen[name]} and {ref}"
     assert len(seen) >= len(ALL_STACKS)
+
+
+# --- each invariant of municloud/cloud/invariants.py judged here on its own terms: from the
+# inventory and the recorded resources, without the pack's helpers (test_cloud_invariants.py
+# proves that each of these fails on its broken variant of a sample stack) ---------------------
+
+
+def _by_id(g: Graph) -> dict[str, Resource]:
+    return {str(r.props["id"]): r for r in g.cloud_resources if r.props.get("id")}
+
+
+@pytest.mark.invariant("cloud.isolation.vpn-selectors")
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_each_vpn_carries_only_its_own_segment_and_the_clouds_range(ref: str) -> None:
+    g = graph(ref)
+    prefs = {p.code: p for p in inventories(ref)}
+    municipalities = {m.code: (p, m) for p in prefs.values() for m in p.municipalities}
+    vpns = g.of_type(policies.VPN)
+    assert vpns
+    for vpn in vpns:
+        p, m = municipalities[vpn.tags[tags.MUNICIPALITY]]
+        if ref.startswith("security"):
+            segment, shared = Segment.INTERNET, SharedNetwork.SECURITY_CLOUD
+        else:
+            segment, shared = Segment.INDIVIDUAL_NUMBER, SharedNetwork.JOINT_CLOUD
+        assert vpn.props["localIpv4NetworkCidr"] == str(m.segments[segment].cidr), vpn.name
+        assert vpn.props["remoteIpv4NetworkCidr"] == str(p.shared_networks[shared].cidr), vpn.name
+
+
+@pytest.mark.invariant("cloud.tgw.no-defaults", "cloud.isolation.tenants")
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_nothing_learns_routes_by_propagation(ref: str) -> None:
+    """Every transit gateway route is written by hand: the programs create no propagation, and
+    no attachment joins a default route table."""
+    g = graph(ref)
+    assert g.of_type(policies.TGW_PROPAGATION) == []
+    for a in g.of_type(policies.TGW_VPC_ATTACHMENT):
+        assert a.props["transitGatewayDefaultRouteTablePropagation"] is False, a.name
+        assert a.props["transitGatewayDefaultRouteTableAssociation"] is False, a.name
+
+
+@pytest.mark.invariant("cloud.public-address.none")
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_nothing_has_a_public_address(ref: str) -> None:
+    g = graph(ref)
+    subnets = g.of_type(policies.SUBNET)
+    assert subnets and all(s.props["mapPublicIpOnLaunch"] is False for s in subnets)
+    for lt in g.of_type(policies.LAUNCH_TEMPLATE):
+        for nic in lt.props["networkInterfaces"]:
+            assert nic["associatePublicIpAddress"] == "false", lt.name
+    assert all(d.props["publiclyAccessible"] is False for d in g.of_type(policies.RDS))
+
+
+def _default_routes(g: Graph) -> dict[str, dict[str, str]]:
+    """Subnet name -> its table's 0.0.0.0/0 route's target {key: id}, through associations."""
+    by_id = _by_id(g)
+    table_of = {by_id[a.props["subnetId"]].name: a.props["routeTableId"]
+                for a in g.of_type(policies.ROUTE_TABLE_ASSOCIATION) if a.props.get("subnetId")}
+    out: dict[str, dict[str, str]] = {}
+    for subnet, table in table_of.items():
+        for r in g.of_type(policies.ROUTE):
+            if r.props["routeTableId"] == table and r.props["destinationCidrBlock"] == "0.0.0.0/0":
+                out[subnet] = {k: r.props[k] for k in ("gatewayId", "natGatewayId",
+                               "vpcEndpointId", "transitGatewayId") if r.props.get(k)}
+    return out
+
+
+@pytest.mark.invariant("cloud.egress.through-firewall")
+@pytest.mark.parametrize("ref", SECURITY_STACKS)
+def test_the_way_out_is_proxies_then_firewall_then_nat(ref: str) -> None:
+    """Proxies leave through the firewall's endpoint when there is a firewall, else through
+    NAT; the firewall's subnets through NAT; NAT gateways sit in the public subnets, whose
+    only way out is the internet gateway; no other subnet has a way out."""
+    g = graph(ref)
+    by_id = _by_id(g)
+    (igw,) = g.of_type(policies.INTERNET_GATEWAY)
+    nats = g.of_type(policies.NAT_GATEWAY)
+    firewall = bool(g.of_type(policies.FIREWALL))
+    routes = _default_routes(g)
+    public = {n for n in routes if "-public-" in n}
+    assert public and {by_id[n.props["subnetId"]].name for n in nats} == public
+    for subnet, target in routes.items():
+        if subnet in public:
+            assert target == {"gatewayId": igw.props["id"]}, subnet
+        elif "-proxy-" in subnet and firewall:
+            assert set(target) == {"vpcEndpointId"}, subnet
+        elif "-proxy-" in subnet or "-firewall-" in subnet:
+            assert set(target) == {"natGatewayId"}, subnet
+            assert target["natGatewayId"] in {n.props["id"] for n in nats}, subnet
+        else:
+            raise AssertionError(f"{subnet} has a way out: {target}")
+    proxies = {s.name for s in g.of_type(policies.SUBNET) if "-proxy-" in s.name}
+    assert proxies <= set(routes), "a proxy subnet has no way out"
+
+
+@pytest.mark.invariant("cloud.egress.appliance-mode")
+@pytest.mark.parametrize("ref", SECURITY_STACKS)
+def test_the_inspection_attachment_has_appliance_mode(ref: str) -> None:
+    (inspection,) = [a for a in g_attachments(ref) if "-inspection-" in a.name]
+    assert inspection.props["applianceModeSupport"] == "enable"
+
+
+def g_attachments(ref: str) -> list[Resource]:
+    return graph(ref).of_type(policies.TGW_VPC_ATTACHMENT)
+
+
+@pytest.mark.invariant("cloud.egress.firewall-default-deny")
+def test_the_firewall_drops_what_its_rules_do_not_pass() -> None:
+    """okayama-tottori turns the firewall on: unmatched packets go to the stateful engine,
+    which drops them; HOME_NET is every prefecture's proxy subnets."""
+    ref = "security-cloud/okayama-tottori"
+    g = graph(ref)
+    (policy,) = g.of_type(policies.FIREWALL_POLICY)
+    fp = policy.props["firewallPolicy"]
+    assert fp["statelessDefaultActions"] == ["aws:forward_to_sfe"]
+    assert fp["statelessFragmentDefaultActions"] == ["aws:forward_to_sfe"]
+    assert "aws:drop_established" in fp["statefulDefaultActions"]
+    (rules,) = g.of_type(policies.FIREWALL_RULES)
+    group = rules.props["ruleGroup"]
+    (home,) = group["ruleVariables"]["ipSets"]
+    proxies = {s.props["cidrBlock"] for s in g.of_type(policies.SUBNET) if "-proxy-" in s.name}
+    assert home["key"] == "HOME_NET" and set(home["ipSet"]["definitions"]) == proxies
+    assert group["rulesSource"]["rulesString"].splitlines()[-1].startswith(
+        "drop ip $HOME_NET any -> $EXTERNAL_NET any")
+
+
+@pytest.mark.invariant("cloud.logs.trail", "cloud.detection.guardduty")
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_one_validated_encrypted_trail_and_one_detector(ref: str) -> None:
+    g = graph(ref)
+    (trail,) = g.of_type("aws:cloudtrail/trail:Trail")
+    (key,) = [k for k in g.of_type(policies.KMS_KEY) if k.name.endswith("-logs-key")]
+    assert trail.props["isMultiRegionTrail"] is True
+    assert trail.props["enableLogFileValidation"] is True
+    assert trail.props["kmsKeyId"] == key.props["arn"]
+    (detector,) = g.of_type("aws:guardduty/detector:Detector")
+    assert detector.props["enable"] is True
+
+
+@pytest.mark.invariant("cloud.logs.flow-logs")
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_every_vpc_has_its_own_flow_log_of_all_traffic(ref: str) -> None:
+    g = graph(ref)
+    logged = {f.props["vpcId"] for f in g.of_type(policies.FLOW_LOG)
+              if f.props["trafficType"] == "ALL"}
+    vpcs = g.of_type(policies.VPC)
+    assert vpcs and {v.props["id"] for v in vpcs} <= logged
+
+
+@pytest.mark.invariant("cloud.vpn.outside-address")
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_customer_gateways_are_the_routers_outside_addresses(ref: str) -> None:
+    g = graph(ref)
+    outside = {m.code: m.gateway.outside_address for p in inventories(ref)
+               for m in p.municipalities}
+    gateways = g.of_type(policies.CUSTOMER_GATEWAY)
+    assert gateways
+    for cgw in gateways:
+        code = cgw.name.rsplit("-cgw", 1)[0].rsplit("-", 1)[1]
+        assert cgw.props["ipAddress"] == str(outside[code]), cgw.name
+
+
+@pytest.mark.invariant("cloud.aws.names")
+@pytest.mark.parametrize("ref", ALL_STACKS)
+def test_names_fit_aws_after_the_autoname_suffix(ref: str) -> None:
+    """Load balancers and target groups: at most 32 characters once Pulumi appends its 8
+    (``-`` and seven random ones); database and snapshot identifiers start with a letter."""
+    g = graph(ref)
+    for r in [*g.of_type(policies.LOAD_BALANCER), *g.of_type(policies.TARGET_GROUP)]:
+        assert len(r.name) + 8 <= 32, r.name
+    for d in g.of_type(policies.RDS):
+        assert d.name[0].isalpha() and d.props["finalSnapshotIdentifier"][0].isalpha(), d.name
+
+
+@pytest.mark.invariant("cloud.aws.kms-key-users")
+@pytest.mark.parametrize("ref", SECURITY_STACKS)
+def test_proxy_volumes_use_the_aws_managed_key(ref: str) -> None:
+    """The fleet's volumes are encrypted with AWS's own EBS key, which the auto scaling role may
+    always use; a customer key would need a grant to that role in its policy."""
+    for lt in graph(ref).of_type(policies.LAUNCH_TEMPLATE):
+        for device in lt.props["blockDeviceMappings"]:
+            assert device["ebs"]["encrypted"] == "true", lt.name
+            assert not device["ebs"].get("kmsKeyId"), lt.name
+
+
+@pytest.mark.invariant("cloud.balancer.reaches-targets")
+@pytest.mark.parametrize("ref", SECURITY_STACKS)
+def test_each_balancer_may_send_to_its_proxies_port(ref: str) -> None:
+    g = graph(ref)
+    by_id = _by_id(g)
+    for lb in g.of_type(policies.LOAD_BALANCER):
+        code = lb.name.split("-")[1]
+        subnets = {by_id[s].props["cidrBlock"] for s in lb.props["subnets"]}
+        (sg,) = [by_id[s] for s in lb.props["securityGroups"]]
+        egress = [e for e in sg.props["egress"] if e["protocol"] == "tcp"
+                  and e["fromPort"] <= 3128 <= e["toPort"]]
+        assert {c for e in egress for c in e["cidrBlocks"]} >= subnets, (lb.name, code)

@@ -301,8 +301,12 @@ def test_a_municipality_to_municipality_route_is_caught(preview: bool) -> None:
 
     g = _run(leaky, "security-cloud/tottori", preview)
     assert g.of_type(policies.TGW_ROUTE)
-    (graph_found,) = policies.check_tenant_isolation(policies.items_of(g))
-    assert "municipality-to-municipality" in graph_found[0] and graph_found[1].endswith("::leak")
+    by_target, by_destination = policies.check_tenant_isolation(policies.items_of(g))
+    # judged twice: by the attachment it leads to, and by the range it leads into
+    assert "municipality-to-municipality" in by_target[0] and by_target[1].endswith("::leak")
+    assert by_destination == ("the table of municipality 312011 routes 198.18.22.0/24, which "
+                              "overlaps 198.18.22.0/24 of municipality 312029: route only to "
+                              "your own ranges and the cloud's", by_target[1])
     results = {r.name: r for r in policies.run_policy_pack(g.resources)}
     assert not results["municloud-tenant-isolation"].passed
     assert [r.name for r in results.values() if not r.passed] == ["municloud-tenant-isolation"]
