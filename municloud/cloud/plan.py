@@ -6,7 +6,9 @@ type and per prefecture / municipality (from the tags), and the verdict of the p
 policy pack, run by its own program (``pulumi/policy``) and spoken to over gRPC as the engine does
 (:mod:`municloud.cloud.engine`), twice: on the graph a first ``pulumi preview`` sends (ids and
 ARNs unknown) and on the graph after ``pulumi up``. Exit status 1 if a mandatory policy fails in
-either.
+either. With ``--same-account OTHER``, the other stacks are run too and the plan also refuses
+what one account and region cannot hold twice (a GuardDuty detector, a KMS alias): the pack sees
+one stack at a time and cannot tell.
 
 This is NOT ``pulumi preview``: no Pulumi engine, no AWS provider and no cloud account is
 consulted, so it cannot tell what exists already or what would change; ids and ARNs are invented
@@ -39,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("stack", help="project/stack, e.g. security-cloud/tottori, "
                         "security-cloud/okayama-tottori, joint-cloud/tottori-joint; or the path "
                         "of a Pulumi.<stack>.yaml")
+    parser.add_argument("--same-account", action="append", default=[], metavar="STACK",
+                        help="another stack the same AWS account and region will hold; the "
+                        "plan also refuses what the stacks would collide on (a second GuardDuty "
+                        "detector, a KMS alias or explicit name twice); repeatable")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument("--no-tree", action="store_true",
                         help="leave out the resource tree (counts and policies only)")
@@ -165,7 +171,17 @@ def merge(preview: list[PolicyResult], up: list[PolicyResult]) -> list[PolicyRes
     return list(merged.values())
 
 
-def as_json(stack: Stack, graph: Graph, results: list[PolicyResult]) -> str:
+def render_account(refs: list[str], collisions: list[str]) -> str:
+    lines = ["", f"One account and region holds {', '.join(refs)}:"]
+    lines += [f"  FAIL  {c}" for c in collisions] or ["  PASS  no detector, alias or explicit "
+                                                      "name twice"]
+    lines.append(f"Result: the stacks collide in one account ({len(collisions)})" if collisions
+                 else "Result: the stacks can share one account and region")
+    return "\n".join(lines)
+
+
+def as_json(stack: Stack, graph: Graph, results: list[PolicyResult],
+            collisions: list[str] | None = None) -> str:
     return json.dumps({
         "disclaimer": " ".join(DISCLAIMER),
         "offline": True,
@@ -180,6 +196,7 @@ def as_json(stack: Stack, graph: Graph, results: list[PolicyResult]) -> str:
                       "violations": [{"message": m, "urn": u} for m, u in r.violations],
                       "advisories": [{"message": m, "urn": u} for m, u in r.advisories]}
                      for r in results],
+        "account_collisions": collisions or [],
     }, ensure_ascii=False, indent=2)
 
 
@@ -188,12 +205,14 @@ def main(args: argparse.Namespace) -> int:
     from municloud.cloud import stacks
     from municloud.cloud.config import ConfigError
     from municloud.cloud.engine import AnalyzerError
-    from municloud.cloud.policies import run_policy_pack
+    from municloud.cloud.policies import account_collisions, items_of, run_policy_pack
 
     try:
         stack = stacks.resolve(args.stack)
         preview = stacks.run(stack, preview=True)
         graph = stacks.run(stack)
+        neighbours = {ref: stacks.run(stacks.resolve(ref), preview=True)
+                      for ref in args.same_account}
     except (stacks.StackError, ConfigError) as exc:
         print(f"municloud cloud plan: {exc}", file=sys.stderr)
         return 2
@@ -206,7 +225,12 @@ def main(args: argparse.Namespace) -> int:
     except AnalyzerError as exc:
         print(f"municloud cloud plan: {exc}", file=sys.stderr)
         return 2
-    print(as_json(stack, graph, results) if args.json
-          else render(stack, graph, results, tree=not args.no_tree))
+    collisions = account_collisions({stack.ref: items_of(preview), **{
+        ref: items_of(g) for ref, g in neighbours.items()}}) if neighbours else []
+    if args.json:
+        print(as_json(stack, graph, results, collisions))
+    else:
+        print(render(stack, graph, results, tree=not args.no_tree) + (
+            render_account([stack.ref, *neighbours], collisions) if neighbours else ""))
     failed = [r for r in results if not r.passed and r.enforcement == "mandatory"]
-    return 1 if failed else 0
+    return 1 if failed or collisions else 0

@@ -1005,6 +1005,39 @@ def check_aws_names(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
     return out
 
 
+DETECTOR = "aws:guardduty/detector:Detector"
+
+
+def account_collisions(stacks: Mapping[str, Sequence[Item]]) -> list[str]:
+    """What stacks that one AWS account and region will hold together would collide on; the
+    pack sees one stack at a time, so ``municloud cloud plan --same-account`` asks this.
+
+    AWS allows one GuardDuty detector per account and region (a second ``CreateDetector``
+    fails), and one of each explicit name in :data:`NAME_RULES` (KMS aliases, ...). Give it the
+    graphs a first preview sends: their names are the ones the programs chose (Pulumi's
+    auto-names carry a random suffix and do not collide; the mocks' up graph writes plain
+    logical names in their place)."""
+    out: list[str] = []
+    seen: dict[tuple[str, str], str] = {}
+    detectors: list[str] = []
+    for ref, items in stacks.items():
+        for r in items:
+            if r.type == DETECTOR:
+                detectors.append(f"{ref} ({r.name})")
+            rule = NAME_RULES.get(r.type)
+            value = r.known(rule.key) if rule else None
+            if rule and isinstance(value, str) and value:
+                other = seen.setdefault((r.type, value), ref)
+                if other != ref:
+                    out.append(f"{ref}: {r.name}'s {rule.key} {value!r} is also in {other}; AWS "
+                               "allows one per account and region")
+    if len(detectors) > 1:
+        out.append(f"GuardDuty: {', '.join(detectors)} each create a detector; AWS allows one "
+                   "per account and region: set `municloud:guardDuty: false` in every stack of "
+                   "the account but one (that one's detector covers them)")
+    return out
+
+
 # --- keys the services that use them may use -------------------------------------------------
 
 ASG = "aws:autoscaling/group:Group"

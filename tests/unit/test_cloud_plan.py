@@ -138,3 +138,34 @@ def test_a_gateway_without_an_outside_address_is_refused(
     assert main(["cloud", "plan", str(tmp_path / "Pulumi.x.yaml")]) == 2
     err = capsys.readouterr().err
     assert f"{hosts}: tottori-shi-gw has no municloud_outside_address" in err, err
+
+
+def test_two_stacks_in_one_account_may_not_both_create_a_detector(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """GuardDuty allows one detector per account and region; the security cloud and the joint
+    cloud of the sample both create one, so planned for one account they are refused, and with
+    the joint cloud's turned off they pass."""
+    assert main(["cloud", "plan", "security-cloud/tottori", "--no-tree",
+                 "--same-account", "joint-cloud/tottori-joint"]) == 1
+    out = capsys.readouterr().out
+    assert ("FAIL  GuardDuty: security-cloud/tottori (okayama-tottori-logs-guardduty), "
+            "joint-cloud/tottori-joint (tottori-joint-logs-guardduty) each create a detector; AWS "
+            "allows one per account and region") in out, out
+    assert "set `municloud:guardDuty: false`" in out
+
+    repo = Path(plan.__file__).parents[2]
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_bytes((repo / "pulumi/joint-cloud" / name).read_bytes())
+    stack = (repo / "pulumi/joint-cloud/Pulumi.tottori-joint.yaml").read_text(encoding="utf-8")
+    (tmp_path / "Pulumi.quiet.yaml").write_text(
+        stack.replace("../../inventories/sample", str(repo / "inventories/sample"))
+        + "  municloud:guardDuty: false\n", encoding="utf-8")
+    assert main(["cloud", "plan", "security-cloud/tottori", "--no-tree", "--json",
+                 "--same-account", str(tmp_path / "Pulumi.quiet.yaml")]) == 0
+    assert json.loads(capsys.readouterr().out)["account_collisions"] == []
+
+
+def test_an_unknown_neighbour_stack_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cloud", "plan", "security-cloud/tottori", "--same-account",
+                 "joint-cloud/nowhere"]) == 2
+    assert "joint-cloud/tottori-joint" in capsys.readouterr().err
