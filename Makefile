@@ -77,9 +77,11 @@ diagrams:
 	@echo "diagrams of the allowed flows, one per municipality:"
 	@municloud diagram $(INVENTORY) --output $(REPORTS)/diagrams/$(notdir $(INVENTORY)) | sed 's/^/  /'
 
-## docs: write docs/flows.md again from the segment policy (a unit test says when it is stale)
+## docs: write docs/flows.md and docs/cloud-invariants.md again from the model (a unit test says
+## when either is stale)
 docs:
 	municloud flows > docs/flows.md
+	municloud cloud invariants > docs/cloud-invariants.md
 
 ## bench: the lab and converge timings of the closing note (writes benchmarks/lab.figures.md)
 bench: install

@@ -22,6 +22,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("report",): ("municloud.report", "acceptance results per municipality and clause"),
     ("cloud", "plan"): ("municloud.cloud.plan", "offline plan of a Pulumi stack under mocks"),
     ("cloud", "verify"): ("municloud.cloud.verify", "check a deployed cloud with boto3"),
+    ("cloud", "invariants"): ("municloud.cloud.invariants",
+                              "print the cloud invariants and which judge checks each"),
     ("mfa", "enrol"): ("municloud.mfa", "give a user a TOTP secret and first password (vaulted)"),
 }
 

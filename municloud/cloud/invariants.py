@@ -20,6 +20,7 @@ judge named here rejects its broken variant, and that every rule and check belon
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -177,3 +178,42 @@ def get(invariant_id: str) -> Invariant:
     except KeyError:
         raise KeyError(f"unknown cloud invariant {invariant_id!r}; known: "
                        f"{', '.join(sorted(BY_ID))}") from None
+
+
+# --- the catalogue as a document (`municloud cloud invariants > docs/cloud-invariants.md`) -----
+
+
+def markdown() -> str:
+    """The catalogue as the Markdown of ``docs/cloud-invariants.md`` (a unit test compares)."""
+    out = [
+        "# Cloud invariants",
+        "",
+        "Written by `municloud cloud invariants` from `municloud/cloud/invariants.py`; do not edit",
+        "by hand (`make docs` writes it again, a unit test says when it is stale).",
+        "",
+        "Each invariant is judged three times: by the **graph tests** over the recorded resources",
+        "of each sample stack (`tests/unit/test_cloud_graph.py`, marked",
+        "`@pytest.mark.invariant(\"<id>\")`), by the **policy pack** at every `pulumi preview` and",
+        "`pulumi up` (and `municloud cloud plan`), and by **`municloud cloud verify`** on the",
+        "deployed cloud. Each has a broken variant of a sample stack",
+        "(`tests/unit/cloud_breaks.py`) and, where verify judges it, of a seeded moto cloud",
+        "(`BROKEN` in `tests/unit/test_cloud_verify.py`), which every judge named here must",
+        "reject. Where a judge cannot see an invariant, the table says why.",
+        "",
+        "| id | invariant | policy pack | cloud verify |",
+        "| --- | --- | --- | --- |",
+    ]
+    for inv in CATALOGUE:
+        pack = ", ".join(f"`{p}`" for p in inv.policies) or f"none: {inv.no_policy}"
+        check = ", ".join(f"`{c}`" for c in inv.checks) or f"none: {inv.no_check}"
+        out.append(f"| `{inv.id}` | {inv.title_ja}: {inv.title_en} | {pack} | {check} |")
+    return "\n".join(out) + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """``municloud cloud invariants`` takes no arguments: it prints the catalogue."""
+
+
+def main(args: argparse.Namespace) -> int:
+    print(markdown(), end="")
+    return 0

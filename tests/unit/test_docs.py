@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from municloud import flowdoc
+from municloud.cloud import invariants
 from municloud.flows import FLOWS, INVARIANTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,6 +20,13 @@ def test_flows_document_is_written_from_the_model() -> None:
         assert f"`{flow.name}`" in on_disk and flow.reason in on_disk
     for invariant in INVARIANTS.values():
         assert f"`{invariant.id}`" in on_disk
+
+
+def test_cloud_invariants_document_is_written_from_the_catalogue() -> None:
+    on_disk = (REPO / "docs" / "cloud-invariants.md").read_text(encoding="utf-8")
+    assert on_disk == invariants.markdown(), "docs/cloud-invariants.md is stale: run `make docs`"
+    for inv in invariants.CATALOGUE:
+        assert f"`{inv.id}`" in on_disk and inv.title_ja in on_disk
 
 
 def test_the_project_cites_no_document_a_clone_does_not_have() -> None:
