@@ -92,7 +92,6 @@ from municloud.cloud.policies.names import (
 from municloud.cloud.policies.pack import (
     RULES,
     Rule,
-    check_items,
     policy_pack_policies,
     run_policy_pack,
 )
@@ -182,7 +181,6 @@ __all__ = [
     "check_firewall_default_deny",
     "check_flow_logs",
     "check_ingress_from_tenants",
-    "check_items",
     "check_joint_cloud_closed",
     "check_kms_key_users",
     "check_log_archive",

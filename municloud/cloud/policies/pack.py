@@ -1,16 +1,15 @@
-"""The rules as one catalogue (:data:`RULES`), run directly (:func:`check_items`) or as the
+"""The rules as one catalogue (:data:`RULES`), served as the
 CrossGuard pack (:func:`policy_pack_policies`, served by ``pulumi/policy``) through the engine's
 gRPC protocol (:func:`run_policy_pack`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from municloud.cloud.engine import PolicyResult
 from municloud.cloud.policies.model import (
-    Item,
     ResourceCheck,
     StackCheck,
     items_of,
@@ -89,21 +88,6 @@ RULES: tuple[Rule, ...] = (
     Rule("municloud-aws-names", "every name is one AWS accepts (length, characters) and "
          "unique where AWS wants it unique", stack_check=check_aws_names),
 )
-
-
-def check_items(items: Sequence[Item]) -> dict[str, list[tuple[str, str | None]]]:
-    """Every rule over ``items`` directly (without pulumi_policy): rule name -> violations."""
-    results: dict[str, list[tuple[str, str | None]]] = {}
-    for rule in RULES:
-        found: list[tuple[str, str | None]] = []
-        if rule.resource_check:
-            for item in items:
-                found += [(f"{item.name}: {msg}", item.urn)
-                          for msg in rule.resource_check(item.type, item.props)]
-        if rule.stack_check:
-            found += rule.stack_check(items)
-        results[rule.name] = found
-    return results
 
 
 # --- the CrossGuard pack -----------------------------------------------------------------------
