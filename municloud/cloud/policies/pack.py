@@ -1,6 +1,6 @@
-"""The rules as one catalogue (:data:`RULES`), served as the
-CrossGuard pack (:func:`policy_pack_policies`, served by ``pulumi/policy``) through the engine's
-gRPC protocol (:func:`run_policy_pack`)."""
+"""The rules as one catalogue (:data:`RULES`) and as the CrossGuard pack
+(:func:`policy_pack_policies`, which ``pulumi/policy`` serves); :func:`run_policy_pack` asks that
+pack over the engine's gRPC protocol."""
 
 from __future__ import annotations
 
