@@ -4,19 +4,24 @@ Two kinds of cloud are checked, each selected by the ``municloud:cloud`` tag (``
 
 * ``security-cloud`` (自治体情報セキュリティクラウド): transit gateways without default route table
   association or propagation, no transit gateway route table that lets one tenant reach another,
-  flow logs on every VPC, a log archive bucket with object lock, KMS encryption and all public
-  access blocked, a multi-region CloudTrail trail that is logging, GuardDuty on, and no security
-  group open to 0.0.0.0/0.
+  the inspection VPC's attachment in appliance mode, a way out to the internet only through the
+  NAT gateways behind the internet gateway (and through the network firewall where there is
+  one), flow logs on every VPC, a log archive bucket with object lock, versioning, KMS
+  encryption and all public access blocked, a multi-region CloudTrail trail that is logging,
+  GuardDuty on, and no security group open to 0.0.0.0/0.
 * ``joint-cloud`` (自治体クラウド): the same transit gateway and flow log checks (one tenant per
   member, as ``joint_cloud.py`` builds it), no internet gateway, no public IP on instances,
   network interfaces, databases or subnets, no security group open to 0.0.0.0/0, RDS storage
-  encrypted, an AWS Backup plan that copies to a vault in another region (backups survive the
-  loss of one site).
+  encrypted, no egress rule on a database's security groups, an AWS Backup plan that copies to a
+  vault in another region (backups survive the loss of one site).
 
-In both, every resource found must say whom it serves (``municloud:prefecture`` or
-``municloud:municipality``), and with ``--inventory`` every municipality the inventory says the
-cloud serves must have its transit gateway attachment or VPN. A check that finds nothing to
-examine fails; a check whose API cannot be read here is reported UNCHECKED, which is not a pass.
+In both, each VPN carries only its segment and the cloud's range (not 0.0.0.0/0), each customer
+gateway lies outside the cloud's VPCs, and every resource found must say whom it serves
+(``municloud:prefecture`` or ``municloud:municipality``). With ``--inventory`` every
+municipality the inventory says the cloud serves must have its transit gateway attachment or
+VPN, and every security group admits only the segments of those it serves. A check that finds
+nothing to examine fails; a check whose API cannot be read here is reported UNCHECKED, which is
+not a pass.
 
 How transit gateway route tables are read (tenant isolation, テナント分離):
 
@@ -45,8 +50,12 @@ state with boto3, and :func:`main` prints. boto3 is imported only inside :func:`
 
 * :mod:`~municloud.cloud.verify.model`: the state, the findings, who owns which attachment and
   range (the hub, the tenants);
-* :mod:`~municloud.cloud.verify.network`: transit gateways and isolation, security groups,
-  internet gateways, public addresses;
+* :mod:`~municloud.cloud.verify.network`: transit gateways and isolation, security groups
+  (world ingress, ingress from tenants only, databases' egress), internet gateways, public
+  addresses;
+* :mod:`~municloud.cloud.verify.egress`: the inspection attachment's appliance mode, the VPC
+  routes to NAT gateways, internet gateways and the network firewall;
+* :mod:`~municloud.cloud.verify.vpn`: the VPNs' traffic selectors, the customer gateways;
 * :mod:`~municloud.cloud.verify.logs`: flow logs, the log archive bucket, CloudTrail, GuardDuty;
 * :mod:`~municloud.cloud.verify.data`: the databases and their backups;
 * :mod:`~municloud.cloud.verify.served`: whom each resource serves, whom the inventory expects;
@@ -70,10 +79,15 @@ from municloud.cloud.verify.data import (
     check_backup_cross_region,
     check_rds_encrypted,
 )
+from municloud.cloud.verify.egress import (
+    check_egress_path,
+    check_tgw_appliance_mode,
+)
 from municloud.cloud.verify.logs import (
     check_bucket_encryption,
     check_bucket_object_lock,
     check_bucket_public_access,
+    check_bucket_versioning,
     check_cloudtrail,
     check_flow_logs,
     check_guardduty,
@@ -105,9 +119,11 @@ from municloud.cloud.verify.model import (
     tag_map,
 )
 from municloud.cloud.verify.network import (
+    check_db_no_egress,
     check_no_internet_gateway,
     check_no_public_ip,
     check_no_world_ingress,
+    check_sg_ingress_tenants,
     check_subnets_no_public_ip_on_launch,
     check_tgw_default_route_table,
     check_tgw_isolation,
@@ -127,6 +143,10 @@ from municloud.cloud.verify.served import (
     check_expected_served,
     check_serves_tags,
     tagged_resources,
+)
+from municloud.cloud.verify.vpn import (
+    check_vpn_outside_address,
+    check_vpn_selectors,
 )
 
 __all__ = [
@@ -158,7 +178,10 @@ __all__ = [
     "check_bucket_encryption",
     "check_bucket_object_lock",
     "check_bucket_public_access",
+    "check_bucket_versioning",
     "check_cloudtrail",
+    "check_db_no_egress",
+    "check_egress_path",
     "check_expected_served",
     "check_flow_logs",
     "check_guardduty",
@@ -167,9 +190,13 @@ __all__ = [
     "check_no_world_ingress",
     "check_rds_encrypted",
     "check_serves_tags",
+    "check_sg_ingress_tenants",
     "check_subnets_no_public_ip_on_launch",
+    "check_tgw_appliance_mode",
     "check_tgw_default_route_table",
     "check_tgw_isolation",
+    "check_vpn_outside_address",
+    "check_vpn_selectors",
     "collect",
     "exit_code",
     "has_cloud_tag",

@@ -65,7 +65,8 @@ def collect(cloud: str, kind: str, region: str, endpoint_url: str | None = None,
 
     state = CloudState(cloud=cloud, kind=kind, region=region)
     parts: list[tuple[str, Callable[[CloudState, Callable[..., Any]], None]]] = [
-        ("ec2", _collect_ec2), ("s3", _collect_s3), ("cloudtrail", _collect_cloudtrail),
+        ("ec2", _collect_ec2), ("network-firewall", _collect_network_firewall),
+        ("s3", _collect_s3), ("cloudtrail", _collect_cloudtrail),
         ("guardduty", _collect_guardduty), ("rds", _collect_rds), ("backup", _collect_backup),
     ]
     needed = {svc for _, _, svcs in registered_checks(kind, Inventories((), ())) for svc in svcs}
@@ -104,6 +105,11 @@ def _collect_ec2(state: CloudState, client: Callable[..., Any]) -> None:
             a for a in _pages(ec2, "describe_transit_gateway_attachments",
                               "TransitGatewayAttachments", Filters=flt)
             if a.get("TransitGatewayId") in tgw_ids and a.get("State") != "deleted"]
+        # Only this call returns a VPC attachment's Options (ApplianceModeSupport).
+        state.tgw_vpc_attachments = [
+            a for a in _pages(ec2, "describe_transit_gateway_vpc_attachments",
+                              "TransitGatewayVpcAttachments", Filters=flt)
+            if a.get("TransitGatewayId") in tgw_ids and a.get("State") != "deleted"]
         for table in state.tgw_route_tables:
             table_id = table["TransitGatewayRouteTableId"]
             # No MaxResults: AWS returns up to 1000 by default, and moto fails on it.
@@ -125,6 +131,12 @@ def _collect_ec2(state: CloudState, client: Callable[..., Any]) -> None:
         {k: v for k, v in vpn.items() if k != "CustomerGatewayConfiguration"} for vpn in vpns
         if vpn.get("State") != "deleted"
         and (has_cloud_tag(vpn, cloud) or vpn.get("TransitGatewayId") in tgw_ids)]
+    # The customer gateways of those VPNs, and any tagged with the cloud.
+    used = {vpn.get("CustomerGatewayId") for vpn in state.vpn_connections}
+    state.customer_gateways = [
+        g for g in ec2.describe_customer_gateways().get("CustomerGateways", [])
+        if g.get("State") != "deleted"
+        and (g.get("CustomerGatewayId") in used or has_cloud_tag(g, cloud))]
     state.vpcs = [v for v in _pages(ec2, "describe_vpcs", "Vpcs", Filters=_cloud_filter(cloud))
                   if has_cloud_tag(v, cloud)]
     vpc_ids = [v["VpcId"] for v in state.vpcs]
@@ -142,9 +154,27 @@ def _collect_ec2(state: CloudState, client: Callable[..., Any]) -> None:
                                       Filters=in_vpcs)
     state.internet_gateways = _pages(ec2, "describe_internet_gateways", "InternetGateways",
                                      Filters=[{"Name": "attachment.vpc-id", "Values": vpc_ids}])
+    state.route_tables = _pages(ec2, "describe_route_tables", "RouteTables", Filters=in_vpcs)
+    # describe_nat_gateways names its filter parameter Filter, not Filters.
+    state.nat_gateways = [n for n in _pages(ec2, "describe_nat_gateways", "NatGateways",
+                                            Filter=in_vpcs)
+                          if n.get("VpcId") in vpc_ids and n.get("State") != "deleted"]
     state.flow_logs = [f for f in _pages(ec2, "describe_flow_logs", "FlowLogs",
                                          Filters=[{"Name": "resource-id", "Values": vpc_ids}])
                        if f.get("ResourceId") in vpc_ids]
+
+
+def _collect_network_firewall(state: CloudState, client: Callable[..., Any]) -> None:
+    vpc_ids = [v["VpcId"] for v in state.vpcs]
+    if not vpc_ids:
+        return
+    nfw = client("network-firewall")
+    for entry in _pages(nfw, "list_firewalls", "Firewalls", VpcIds=vpc_ids):
+        described = nfw.describe_firewall(FirewallArn=entry["FirewallArn"])
+        firewall = dict(described.get("Firewall", {}))
+        if firewall.get("VpcId") in vpc_ids:
+            state.firewalls.append({**firewall,
+                                    "FirewallStatus": described.get("FirewallStatus", {})})
 
 
 def _collect_s3(state: CloudState, client: Callable[..., Any]) -> None:
@@ -152,9 +182,12 @@ def _collect_s3(state: CloudState, client: Callable[..., Any]) -> None:
 
     s3 = client("s3")
 
-    def optional(call: Callable[..., Any], key: str, name: str) -> Mapping[str, Any] | None:
+    def optional(call: Callable[..., Any], key: str | None, name: str
+                 ) -> Mapping[str, Any] | None:
         try:
-            value = call(Bucket=name).get(key)
+            response = call(Bucket=name)
+            value = response.get(key) if key else {
+                k: v for k, v in response.items() if k != "ResponseMetadata"}
             return value if isinstance(value, Mapping) else None
         except ClientError as exc:
             if _error_code(exc) in ("AccessDenied", "AllAccessDisabled"):
@@ -181,6 +214,7 @@ def _collect_s3(state: CloudState, client: Callable[..., Any]) -> None:
                                 name),
             public_access_block=optional(s3.get_public_access_block,
                                          "PublicAccessBlockConfiguration", name),
+            versioning=optional(s3.get_bucket_versioning, None, name),
         ))
 
 

@@ -58,6 +58,22 @@ def check_bucket_object_lock(state: CloudState) -> list[Finding]:
                          "object lock enabled with a COMPLIANCE default retention")]
 
 
+def check_bucket_versioning(state: CloudState) -> list[Finding]:
+    """Versioning is Enabled (get_bucket_versioning): an overwritten or deleted log object
+    keeps its earlier versions, which object lock then protects."""
+    name = "log-archive-versioning"
+    out = _buckets_or_fail(name, state)
+    for b in state.buckets:
+        status = (b.versioning or {}).get("Status")
+        if status != "Enabled":
+            out.append(Finding(name, Status.FAIL, b.name,
+                               f"versioning is {status or 'not enabled'}: an overwritten or "
+                               "deleted log leaves no earlier version to recover",
+                               "enable versioning on the bucket (aws s3api put-bucket-versioning "
+                               "--versioning-configuration Status=Enabled)", examined=1))
+    return out or [_pass(name, [b.name for b in state.buckets], "versioning enabled")]
+
+
 def check_bucket_encryption(state: CloudState) -> list[Finding]:
     name = "log-archive-encryption"
     out = _buckets_or_fail(name, state)

@@ -62,6 +62,7 @@ class Bucket:
     object_lock: Mapping[str, Any] | None = None
     encryption: Mapping[str, Any] | None = None
     public_access_block: Mapping[str, Any] | None = None
+    versioning: Mapping[str, Any] | None = None  # get_bucket_versioning (Status, MFADelete)
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,9 @@ class CloudState:
 
     Everything is already narrowed to the cloud: resources tagged ``municloud:cloud=<cloud>``,
     and what sits in the cloud's VPCs or on its transit gateways. ``unavailable`` maps a service
-    (``ec2``, ``s3``, ``cloudtrail``, ``guardduty``, ``rds``, ``backup``) that could not be read to
-    the reason; the checks that need it report UNCHECKED instead of passing.
+    (``ec2``, ``network-firewall``, ``s3``, ``cloudtrail``, ``guardduty``, ``rds``, ``backup``)
+    that could not be read to the reason; the checks that need it report UNCHECKED instead of
+    passing.
     """
 
     cloud: str
@@ -112,13 +114,20 @@ class CloudState:
     tgw_propagations: dict[str, list[Resource]] = field(default_factory=dict)
     tgw_associations: dict[str, list[Resource]] = field(default_factory=dict)
     tgw_attachments: list[Resource] = field(default_factory=list)
+    # describe_transit_gateway_vpc_attachments: the VPC attachments with their Options
+    # (ApplianceModeSupport), which describe_transit_gateway_attachments does not return
+    tgw_vpc_attachments: list[Resource] = field(default_factory=list)
     vpn_connections: list[Resource] = field(default_factory=list)  # without secrets
+    customer_gateways: list[Resource] = field(default_factory=list)  # of the cloud's VPNs
     vpcs: list[Resource] = field(default_factory=list)
     subnets: list[Resource] = field(default_factory=list)
     security_groups: list[Resource] = field(default_factory=list)
     instances: list[Resource] = field(default_factory=list)
     network_interfaces: list[Resource] = field(default_factory=list)
     internet_gateways: list[Resource] = field(default_factory=list)
+    route_tables: list[Resource] = field(default_factory=list)  # the VPCs' own (not TGW's)
+    nat_gateways: list[Resource] = field(default_factory=list)
+    firewalls: list[Resource] = field(default_factory=list)  # network-firewall describe_firewall
     flow_logs: list[Resource] = field(default_factory=list)
     buckets: list[Bucket] = field(default_factory=list)
     trails: list[Resource] = field(default_factory=list)  # describe_trails + IsLogging + Tags

@@ -242,3 +242,128 @@ def check_subnets_no_public_ip_on_launch(state: CloudState) -> list[Finding]:
            for s in state.subnets if s.get("MapPublicIpOnLaunch")]
     return out or [_pass(name, [s["SubnetId"] for s in state.subnets],
                          "no subnet maps a public IP on launch")]
+
+
+def check_sg_ingress_tenants(state: CloudState, known: Sequence[KnownRange]) -> list[Finding]:
+    """Every ingress range of a security group lies within the ranges of those it serves.
+
+    Whom a group serves comes from its tags: ``municloud:municipality=CODE`` (a joint-cloud
+    database's group) admits only that municipality's segments; ``municloud:prefecture=CODE``
+    alone (a proxy or its balancer) only the segments of that prefecture's municipalities and
+    the prefecture's shared networks. The ranges come from the inventories (``--inventory``), so
+    the check runs only with them; a group serving someone no inventory describes is UNCHECKED.
+    An untagged group is left to ``serves-tags``. Rules naming other groups (no CIDR) pass.
+    """
+    name = "sg-ingress-tenants"
+    by_municipality: dict[str, list[ipaddress.IPv4Network]] = {}
+    by_prefecture: dict[str, list[ipaddress.IPv4Network]] = {}
+    sources: dict[str, str] = {}
+    for r in known:
+        net = ipaddress.IPv4Network(r.cidr, strict=False)
+        pref = r.prefecture[:2]
+        if r.municipality:
+            by_municipality.setdefault(r.municipality, []).append(net)
+            sources[r.municipality] = r.inventory
+        by_prefecture.setdefault(pref, []).append(net)
+        sources[pref] = r.inventory
+    out: list[Finding] = []
+    examined: list[str] = []
+    for sg in state.security_groups:
+        group_tags = tag_map(sg)
+        municipality = group_tags.get(tags.MUNICIPALITY)
+        prefecture = group_tags.get(tags.PREFECTURE)
+        if municipality:
+            whom, allowed = f"municipality {municipality}", by_municipality.get(municipality)
+            what, source = "its segments", sources.get(municipality)
+        elif prefecture:
+            whom, allowed = f"prefecture {prefecture}", by_prefecture.get(prefecture[:2])
+            what = "its municipalities' segments and its shared networks"
+            source = sources.get(prefecture[:2])
+        else:
+            continue
+        examined.append(sg["GroupId"])
+        label = f"{sg['GroupId']} ({sg.get('GroupName', '')})"
+        for perm in sg.get("IpPermissions", []):
+            cidrs = [str(r.get("CidrIp")) for r in perm.get("IpRanges", []) if r.get("CidrIp")] + \
+                [str(r.get("CidrIpv6")) for r in perm.get("Ipv6Ranges", []) if r.get("CidrIpv6")]
+            if cidrs and not allowed:
+                out.append(Finding(
+                    name, Status.UNCHECKED, sg["GroupId"],
+                    f"group {label} serves {whom}, whose ranges no inventory given describes",
+                    f"pass the inventory of {whom} with --inventory", examined=1))
+                break
+            for cidr in cidrs:
+                admitted = ipaddress.ip_network(cidr, strict=False)
+                if isinstance(admitted, ipaddress.IPv4Network) and allowed and any(
+                        admitted.subnet_of(a) for a in allowed):
+                    continue
+                out.append(Finding(
+                    name, Status.FAIL, sg["GroupId"],
+                    f"group {label} serves {whom} but admits {cidr} on {_ports(perm)}: not "
+                    f"inside {what} (inventory {source})",
+                    f"admit only the segments of {whom} (one rule per segment), never a range "
+                    "that takes in other tenants", examined=1))
+    if any(f.status is Status.FAIL for f in out):
+        return [f for f in out if f.status is Status.FAIL]
+    if not examined:
+        return [Finding(name, Status.FAIL, "-",
+                        f"no security group in the cloud's VPCs says whom it serves "
+                        f"({tags.MUNICIPALITY} or {tags.PREFECTURE})",
+                        "deploy the cloud, or check --cloud and --region")]
+    unchecked = {f.resource for f in out}
+    judged = [g for g in examined if g not in unchecked]
+    passed = [_pass(name, judged, f"{len(judged)} security group(s), each admitting only "
+                    "those it serves")] if judged else []
+    return passed + out
+
+
+def _rule_text(perm: Mapping[str, Any]) -> str:
+    peers = [str(r.get("CidrIp")) for r in perm.get("IpRanges", [])] + \
+        [str(r.get("CidrIpv6")) for r in perm.get("Ipv6Ranges", [])] + \
+        [str(p.get("GroupId")) for p in perm.get("UserIdGroupPairs", [])] + \
+        [str(p.get("PrefixListId")) for p in perm.get("PrefixListIds", [])]
+    return f"{_ports(perm)} to {', '.join(peers) or 'nothing named'}"
+
+
+def check_db_no_egress(state: CloudState) -> list[Finding]:
+    """The security groups of each database (describe_db_instances' VpcSecurityGroups) have no
+    egress rule at all: a database only answers. AWS gives every new group an allow-all egress
+    rule; the joint cloud program removes it (``egress=[]``)."""
+    name = "db-no-egress"
+    if not state.db_instances:
+        return [Finding(name, Status.FAIL, "-",
+                        f"no RDS instance tagged {tags.CLOUD}={state.cloud} or in its VPCs in "
+                        f"{state.region}: the core systems' data was not found",
+                        "check --cloud and --region, and tag the databases")]
+    groups = {g["GroupId"]: g for g in state.security_groups}
+    out: list[Finding] = []
+    examined: list[str] = []
+    for db in state.db_instances:
+        db_id = db["DBInstanceIdentifier"]
+        whom = owner_of(tag_map(db)).describe()
+        for ref in db.get("VpcSecurityGroups", []):
+            group_id = ref.get("VpcSecurityGroupId", "")
+            group = groups.get(group_id)
+            if group is None:
+                out.append(Finding(
+                    name, Status.UNCHECKED, group_id,
+                    f"security group of database {db_id} ({whom}) is in no VPC of the cloud: "
+                    "verify did not read it",
+                    f"tag the database's VPC {tags.CLOUD}={state.cloud}", examined=1))
+                continue
+            examined.append(group_id)
+            egress = group.get("IpPermissionsEgress", [])
+            if egress:
+                out.append(Finding(
+                    name, Status.FAIL, group_id,
+                    f"security group {group.get('GroupName', '')} of database {db_id} ({whom}) "
+                    f"lets connections out ({'; '.join(_rule_text(p) for p in egress)}): a "
+                    "database only answers, and one that can connect out can send the core "
+                    "systems' data wherever its routes lead",
+                    "revoke every egress rule of the group (aws ec2 "
+                    "revoke-security-group-egress; egress=[] in the program)", examined=1))
+    if any(f.status is Status.FAIL for f in out):
+        return [f for f in out if f.status is Status.FAIL]
+    passed = [_pass(name, sorted(set(examined)), f"{len(state.db_instances)} database(s), "
+                    "their security groups let nothing out")] if examined else []
+    return passed + out

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from municloud.cloud.verify.data import check_backup_cross_region, check_rds_encrypted
+from municloud.cloud.verify.egress import check_egress_path, check_tgw_appliance_mode
 from municloud.cloud.verify.logs import (
     check_bucket_encryption,
     check_bucket_object_lock,
     check_bucket_public_access,
+    check_bucket_versioning,
     check_cloudtrail,
     check_flow_logs,
     check_guardduty,
@@ -22,14 +24,17 @@ from municloud.cloud.verify.model import (
     Status,
 )
 from municloud.cloud.verify.network import (
+    check_db_no_egress,
     check_no_internet_gateway,
     check_no_public_ip,
     check_no_world_ingress,
+    check_sg_ingress_tenants,
     check_subnets_no_public_ip_on_launch,
     check_tgw_default_route_table,
     check_tgw_isolation,
 )
 from municloud.cloud.verify.served import check_expected_served, check_serves_tags
+from municloud.cloud.verify.vpn import check_vpn_outside_address, check_vpn_selectors
 
 # (name, check, services it needs), in report order
 Registered = tuple[str, Check, tuple[str, ...]]
@@ -37,8 +42,13 @@ Registered = tuple[str, Check, tuple[str, ...]]
 SECURITY_CLOUD_CHECKS: tuple[Registered, ...] = (
     ("tgw-default-route-table", check_tgw_default_route_table, ("ec2",)),
     ("tgw-isolation", check_tgw_isolation, ("ec2",)),
+    ("tgw-appliance-mode", check_tgw_appliance_mode, ("ec2",)),
+    ("egress-path", check_egress_path, ("ec2", "network-firewall")),
+    ("vpn-selectors", check_vpn_selectors, ("ec2",)),
+    ("vpn-outside-address", check_vpn_outside_address, ("ec2",)),
     ("vpc-flow-logs", check_flow_logs, ("ec2",)),
     ("log-archive-object-lock", check_bucket_object_lock, ("s3",)),
+    ("log-archive-versioning", check_bucket_versioning, ("s3",)),
     ("log-archive-encryption", check_bucket_encryption, ("s3",)),
     ("log-archive-public-access", check_bucket_public_access, ("s3",)),
     ("cloudtrail", check_cloudtrail, ("cloudtrail",)),
@@ -51,31 +61,43 @@ JOINT_CLOUD_CHECKS: tuple[Registered, ...] = (
     # cloud; their VPCs log their flows like every VPC of the project.
     ("tgw-default-route-table", check_tgw_default_route_table, ("ec2",)),
     ("tgw-isolation", check_tgw_isolation, ("ec2",)),
+    ("vpn-selectors", check_vpn_selectors, ("ec2",)),
+    ("vpn-outside-address", check_vpn_outside_address, ("ec2",)),
     ("vpc-flow-logs", check_flow_logs, ("ec2",)),
     ("no-internet-gateway", check_no_internet_gateway, ("ec2",)),
     ("no-public-ip", check_no_public_ip, ("ec2", "rds")),
     ("sg-no-world-ingress", check_no_world_ingress, ("ec2",)),
     ("subnet-no-public-ip", check_subnets_no_public_ip_on_launch, ("ec2",)),
     ("rds-encrypted", check_rds_encrypted, ("rds",)),
+    ("db-no-egress", check_db_no_egress, ("ec2", "rds")),
     ("backup-cross-region", check_backup_cross_region, ("backup",)),
 )
 
-SERVICES = ("ec2", "s3", "cloudtrail", "guardduty", "rds", "backup")
+SERVICES = ("ec2", "network-firewall", "s3", "cloudtrail", "guardduty", "rds", "backup")
+# The services whose resources serves-tags reads (tagged_resources); not Network Firewall's.
+_TAGGED_SERVICES = ("ec2", "s3", "cloudtrail", "guardduty", "rds", "backup")
 
 
 def registered_checks(kind: str, inventories: Inventories | None = None
                       ) -> list[Registered]:
-    """The checks of ``kind``; ``inventories`` (from ``--inventory``) adds the attachment check
-    and the inventory's ranges to the isolation check, None leaves both out."""
+    """The checks of ``kind``; ``inventories`` (from ``--inventory``) adds the attachment and
+    ingress checks, and the inventory's ranges to the isolation and VPN selector checks; None
+    leaves them out."""
     checks = list(SECURITY_CLOUD_CHECKS if kind == SECURITY_CLOUD else JOINT_CLOUD_CHECKS)
     if inventories is not None:
         inv = inventories
-        checks = [(name, (lambda s: check_tgw_isolation(s, inv.ranges))
-                   if fn is check_tgw_isolation else fn, needs) for name, fn, needs in checks]
+        with_ranges: dict[Check, Check] = {
+            check_tgw_isolation: lambda s: check_tgw_isolation(s, inv.ranges),
+            check_vpn_selectors: lambda s: check_vpn_selectors(s, inv.ranges),
+        }
+        checks = [(name, with_ranges.get(fn, fn), needs) for name, fn, needs in checks]
         checks.append(("municipalities-attached",
                        lambda s: check_expected_served(s, inv.expected), ("ec2",)))
+        checks.append(("sg-ingress-tenants",
+                       lambda s: check_sg_ingress_tenants(s, inv.ranges), ("ec2",)))
     # Resources come from every service read, so the tag check needs them all.
-    needs_all = tuple(sorted({svc for _, _, needs in checks for svc in needs}))
+    needs_all = tuple(sorted({svc for _, _, needs in checks for svc in needs
+                              if svc in _TAGGED_SERVICES}))
     checks.append(("serves-tags", check_serves_tags, needs_all))
     return checks
 
