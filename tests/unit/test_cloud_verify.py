@@ -51,6 +51,7 @@ from municloud.cloud.verify import (
     check_tgw_isolation,
     check_vpn_outside_address,
     check_vpn_selectors,
+    collect,
     exit_code,
     run_checks,
     verdicts,
@@ -310,6 +311,17 @@ def test_bucket_checks_fail(check: Callable[[CloudState], list[Finding]], bucket
     assert statuses(check(hub_state(buckets=[GOOD_BUCKET]))) == {Status.PASS}
     (none,) = check(hub_state(buckets=[]))
     assert none.status is Status.FAIL and "no log archive bucket" in none.message
+
+
+def test_unreadable_bucket_is_unchecked_not_missing() -> None:
+    denied = Bucket("archive", {}, unreadable={"encryption": "GetBucketEncryption failed with "
+                                                             "AccessDenied"})
+    (finding,) = check_bucket_encryption(hub_state(buckets=[denied]))
+    assert (finding.status, finding.resource) == (Status.UNCHECKED, "archive")
+    # a bucket whose tags cannot be read may be the cloud's: not "no bucket found"
+    (finding,) = check_bucket_object_lock(hub_state(unreadable_buckets={
+        "archive": "GetBucketTagging failed with AccessDenied"}))
+    assert (finding.status, finding.resource) == (Status.UNCHECKED, "archive")
 
 
 def test_cloudtrail() -> None:
@@ -1012,6 +1024,83 @@ def test_broken_cloud_fails(capsys: pytest.CaptureFixture[str], endpoint: str,
     assert {line.split()[1] for line in failed} == set(failures), out
     for check, message in failures.items():
         assert any(line.split()[1] == check and message in line for line in failed), out
+
+
+class DenyingSession:
+    """A boto3 session whose S3 client answers AccessDenied to chosen calls on chosen buckets,
+    as a bucket policy denying the verifying role would."""
+
+    def __init__(self, denied: dict[str, set[str]]) -> None:  # bucket -> method names
+        import boto3
+
+        self.session = boto3.session.Session(region_name=REGION)
+        self.denied = denied
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        real = self.session.client(service, **kwargs)
+        return _Denying(real, self.denied) if service == "s3" else real
+
+
+class _Denying:
+    def __init__(self, client: Any, denied: dict[str, set[str]]) -> None:
+        self._client, self._denied = client, denied
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            from botocore.exceptions import ClientError
+
+            if name in self._denied.get(kwargs.get("Bucket", ""), set()):
+                operation = "".join(word.title() for word in name.split("_"))
+                raise ClientError({"Error": {"Code": "AccessDenied",
+                                             "Message": "Access Denied"}}, operation)
+            return attr(*args, **kwargs)
+
+        return call if callable(attr) else attr
+
+
+def test_one_unreadable_bucket_leaves_the_others_judged(endpoint: str,
+                                                        sample: Prefecture) -> None:
+    """AccessDenied on one bucket's configuration made every S3 check UNCHECKED; now only that
+    bucket's check is, named, and the other buckets are judged."""
+    seeded = seed_security_cloud(endpoint, fresh("denied"), sample)
+    s3 = seeded.client("s3")
+    second = f"{seeded.cloud}-second-archive"  # a second archive, encrypted with AES256 only
+    s3.create_bucket(Bucket=second, ObjectLockEnabledForBucket=True,
+                     CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object_lock_configuration(Bucket=second, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 5}}})
+    s3.put_bucket_encryption(Bucket=second, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    s3.put_bucket_tagging(Bucket=second, Tagging={"TagSet": tag_list(
+        tags.base(seeded.cloud, SECURITY_CLOUD, prefecture=PREF))})
+    stranger = f"{seeded.cloud}-stranger"  # whose tags the role may not read
+    s3.create_bucket(Bucket=stranger, CreateBucketConfiguration={"LocationConstraint": REGION})
+    session = DenyingSession({seeded.bucket: {"get_object_lock_configuration"},
+                              stranger: {"get_bucket_tagging"}})
+    state = collect(seeded.cloud, SECURITY_CLOUD, REGION, endpoint, session)
+    assert "s3" not in state.unavailable
+    findings = [f for f in run_checks(state) if f.check.startswith("log-archive-")]
+    by_check: dict[str, set[tuple[Status, str]]] = {}
+    for f in findings:
+        by_check.setdefault(f.check, set()).add((f.status, f.resource))
+    assert by_check["log-archive-object-lock"] == {
+        (Status.UNCHECKED, seeded.bucket), (Status.PASS, second), (Status.UNCHECKED, stranger)}
+    assert by_check["log-archive-encryption"] == {
+        (Status.FAIL, second), (Status.UNCHECKED, stranger)}
+    assert by_check["log-archive-versioning"] == {
+        (Status.PASS, f"{seeded.bucket},{second}"), (Status.UNCHECKED, stranger)}
+    (locked,) = [f for f in findings if f.resource == seeded.bucket]
+    assert locked.message == ("GetObjectLockConfiguration failed with AccessDenied: the "
+                              "bucket's object lock is not judged")
+    assert "s3:GetBucketObjectLockConfiguration" in locked.fix
+    assert any(f.message == "cannot tell whether the bucket belongs to the cloud: "
+               "GetBucketTagging failed with AccessDenied" for f in findings
+               if f.resource == stranger)
+    assert verdicts(findings)["log-archive-object-lock"] is Status.UNCHECKED
+    assert verdicts(findings)["log-archive-encryption"] is Status.FAIL
 
 
 def test_missing_municipality_attachment(capsys: pytest.CaptureFixture[str], endpoint: str,

@@ -177,44 +177,63 @@ def _collect_network_firewall(state: CloudState, client: Callable[..., Any]) -> 
                                     "FirewallStatus": described.get("FirewallStatus", {})})
 
 
+# S3 error codes that mean "not allowed to read this bucket", not "no such configuration".
+_DENIED = ("AccessDenied", "AllAccessDisabled")
+
+
 def _collect_s3(state: CloudState, client: Callable[..., Any]) -> None:
+    """The buckets tagged with the cloud and their configurations, one bucket at a time: a
+    bucket whose policy denies a read is reported in that bucket's checks, not for all."""
     from botocore.exceptions import ClientError  # type: ignore[import-untyped,unused-ignore]
 
     s3 = client("s3")
-
-    def optional(call: Callable[..., Any], key: str | None, name: str
-                 ) -> Mapping[str, Any] | None:
-        try:
-            response = call(Bucket=name)
-            value = response.get(key) if key else {
-                k: v for k, v in response.items() if k != "ResponseMetadata"}
-            return value if isinstance(value, Mapping) else None
-        except ClientError as exc:
-            if _error_code(exc) in ("AccessDenied", "AllAccessDisabled"):
-                raise
-            return None  # the *NotFound* codes: the bucket has no such configuration
 
     for entry in s3.list_buckets().get("Buckets", []):
         name = entry["Name"]
         try:
             tag_set = s3.get_bucket_tagging(Bucket=name).get("TagSet", [])
         except ClientError as exc:
-            if _error_code(exc) in ("NoSuchTagSet", "NoSuchBucket"):
+            code = _error_code(exc)
+            if code in ("NoSuchTagSet", "NoSuchBucket"):
+                continue
+            if code in _DENIED:
+                state.unreadable_buckets[name] = \
+                    f"{getattr(exc, 'operation_name', 'GetBucketTagging')} failed with {code}"
                 continue
             raise
         bucket_tags = tag_map({"TagSet": tag_set})
         if bucket_tags.get(tags.CLOUD) != state.cloud:
             continue
+        unreadable: dict[str, str] = {}
+
+        def optional(what: str, call: Callable[..., Any], key: str | None,
+                     _name: str = name, _unreadable: dict[str, str] = unreadable
+                     ) -> Mapping[str, Any] | None:
+            try:
+                response = call(Bucket=_name)
+            except ClientError as exc:
+                code = _error_code(exc)
+                if "NotFound" in code or code.startswith("NoSuch"):
+                    return None  # the bucket has no such configuration
+                # denied, or any other refusal: this configuration of this bucket is not read
+                _unreadable[what] = f"{getattr(exc, 'operation_name', '?')} failed with " \
+                    f"{code or 'an error'}"
+                return None
+            value = response.get(key) if key else {
+                k: v for k, v in response.items() if k != "ResponseMetadata"}
+            return value if isinstance(value, Mapping) else None
+
         state.buckets.append(Bucket(
             name=name,
             tags=bucket_tags,
-            object_lock=optional(s3.get_object_lock_configuration, "ObjectLockConfiguration",
-                                 name),
-            encryption=optional(s3.get_bucket_encryption, "ServerSideEncryptionConfiguration",
-                                name),
-            public_access_block=optional(s3.get_public_access_block,
-                                         "PublicAccessBlockConfiguration", name),
-            versioning=optional(s3.get_bucket_versioning, None, name),
+            object_lock=optional("object_lock", s3.get_object_lock_configuration,
+                                 "ObjectLockConfiguration"),
+            encryption=optional("encryption", s3.get_bucket_encryption,
+                                "ServerSideEncryptionConfiguration"),
+            public_access_block=optional("public_access_block", s3.get_public_access_block,
+                                         "PublicAccessBlockConfiguration"),
+            versioning=optional("versioning", s3.get_bucket_versioning, None),
+            unreadable=unreadable,
         ))
 
 

@@ -63,6 +63,9 @@ class Bucket:
     encryption: Mapping[str, Any] | None = None
     public_access_block: Mapping[str, Any] | None = None
     versioning: Mapping[str, Any] | None = None  # get_bucket_versioning (Status, MFADelete)
+    # configuration ("object_lock", "encryption", "public_access_block", "versioning") -> why it
+    # could not be read (AccessDenied from a bucket policy, say): that check is UNCHECKED here
+    unreadable: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,9 @@ class CloudState:
     firewalls: list[Resource] = field(default_factory=list)  # network-firewall describe_firewall
     flow_logs: list[Resource] = field(default_factory=list)
     buckets: list[Bucket] = field(default_factory=list)
+    # buckets whose tags could not be read (name -> why): nobody can tell whether they are the
+    # cloud's, so the bucket checks report them UNCHECKED
+    unreadable_buckets: dict[str, str] = field(default_factory=dict)
     trails: list[Resource] = field(default_factory=list)  # describe_trails + IsLogging + Tags
     untagged_trails: list[str] = field(default_factory=list)  # names of the account's others
     detectors: list[Resource] = field(default_factory=list)  # get_detector + DetectorId
