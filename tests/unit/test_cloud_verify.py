@@ -171,20 +171,77 @@ def test_isolation_other_prefectures_proxy_range_is_foreign() -> None:
     assert "inside 198.19.1.0/24 of prefecture 33 (inventory okayama)" in finding.message
 
 
-def test_hub_found_by_association_without_role_tag() -> None:
-    # As the Pulumi program builds it: hub table and inspection attachment carry only the lead
-    # prefecture's tag, and the hub routes other prefectures' municipalities back.
-    state = hub_state()
+def association_hub(state: CloudState) -> CloudState:
+    """The hub as the Pulumi program builds it: hub table and inspection attachment carry only
+    the lead prefecture's tag; verify finds the hub by their association."""
     for item in (state.tgw_attachments[2], state.tgw_route_tables[1]):
         item["Tags"] = tl(cloud="c", prefecture=PREF)
     state.tgw_associations = {"rtb-i": [{"TransitGatewayAttachmentId": "att-i"}]}
     state.tgw_attachments.append({"TransitGatewayAttachmentId": "att-o", "ResourceType": "vpn",
                                   "ResourceId": "vpn-o", "Tags": tl(municipality="332020")})
+    return state
+
+
+def test_hub_found_by_association_without_role_tag() -> None:
+    # 超広域: the hub routes the other prefecture's municipalities back, each of which has its
+    # own table in the cloud (the cloud serves that prefecture).
+    state = association_hub(hub_state())
+    state.tgw_route_tables.append({"TransitGatewayRouteTableId": "rtb-o",
+                                   "Tags": tl(cloud="c", municipality="332020")})
+    state.tgw_routes["rtb-o"] = [route("0.0.0.0/0", "att-i")]
     state.tgw_routes["rtb-i"].append(route("10.50.0.0/24", "att-o"))
     assert statuses(check_tgw_isolation(state)) == {Status.PASS}
+    # Or the inventories say the cloud serves Okayama.
+    del state.tgw_route_tables[-1]
+    okayama = [KnownRange("198.19.19.0/25", "332020", "330001", "okayama")]
+    assert statuses(check_tgw_isolation(state, okayama)) == {Status.PASS}
     # Without the association, the table is just Tottori's and may not reach Okayama.
     state.tgw_associations = {}
-    assert statuses(check_tgw_isolation(state)) == {Status.FAIL}
+    assert statuses(check_tgw_isolation(state, okayama)) == {Status.FAIL}
+
+
+def test_hub_may_not_reach_a_prefecture_the_cloud_does_not_serve() -> None:
+    """The hub table was skipped: a prefecture's table associated with a prefecture's attachment
+    passed whatever it routed, to another prefecture's town and 0.0.0.0/0 included."""
+    state = association_hub(hub_state())
+    state.tgw_routes["rtb-i"] += [route("10.50.0.0/24", "att-o"), route("0.0.0.0/0", "att-a")]
+    findings = check_tgw_isolation(state)
+    assert [(f.status, f.resource) for f in findings] == [(Status.FAIL, "rtb-i")] * 2
+    assert ("the hub table routes 10.50.0.0/24 to att-o of municipality 332020, of prefecture "
+            "33, which this cloud does not serve (it serves 31)") in findings[0].message
+    assert ("the hub table routes 0.0.0.0/0 to att-a of municipality 312011, but 0.0.0.0/0 "
+            "takes in 10.2.0.0/24 of municipality 312029 (VPC vpc-b)") in findings[1].message
+    # By range alone too (moto returns routes without their attachments):
+    state = association_hub(hub_state())
+    okayama = [KnownRange("198.19.19.0/25", "332020", "330001", "okayama")]
+    state.tgw_routes["rtb-i"].append(route("198.19.19.0/25"))
+    assert statuses(check_tgw_isolation(state, okayama)) == {Status.PASS}  # Okayama is served
+    state.vpcs.append({"VpcId": "vpc-o", "CidrBlock": "198.19.19.0/25"})
+    state.tgw_attachments.append({"TransitGatewayAttachmentId": "att-ov", "ResourceType": "vpc",
+                                  "ResourceId": "vpc-o", "Tags": tl(municipality="332020")})
+    (finding,) = check_tgw_isolation(state)
+    assert ("the hub table routes 198.19.19.0/25, inside 198.19.19.0/25 of municipality 332020 "
+            "(VPC vpc-o), of prefecture 33, which this cloud does not serve") in finding.message
+
+
+def test_hub_routes_each_tenants_range_to_that_tenant_only() -> None:
+    state = hub_state()
+    state.tgw_routes["rtb-i"].append(route("0.0.0.0/0"))  # target unknown, as moto returns it
+    (finding,) = check_tgw_isolation(state)
+    assert (finding.status, finding.resource) == (Status.FAIL, "rtb-i")
+    assert ("the hub table routes 0.0.0.0/0 over ranges of more than one tenant: 10.1.0.0/24 "
+            "of municipality 312011 (VPC vpc-a), 10.2.0.0/24 of municipality 312029 (VPC vpc-b)"
+            ) in finding.message
+    state = hub_state()
+    state.tgw_routes["rtb-i"][1] = route("10.2.0.0/24", "att-a")  # Yonago's range to Tottori
+    (finding,) = check_tgw_isolation(state)
+    assert ("the hub table routes 10.2.0.0/24 to att-a of municipality 312011, but 10.2.0.0/24 "
+            "takes in 10.2.0.0/24 of municipality 312029 (VPC vpc-b)") in finding.message
+    # blackholes and the way to the inspection attachment itself are fine
+    state = hub_state()
+    state.tgw_routes["rtb-i"] += [route("0.0.0.0/0", "att-a", state="blackhole"),
+                                  route("10.9.0.0/24", "att-i")]
+    assert statuses(check_tgw_isolation(state)) == {Status.PASS}
 
 
 def test_tenants_sharing_one_range_are_judged_by_target() -> None:
@@ -889,6 +946,32 @@ def _nothing(s: Seeded) -> None:
     pass
 
 
+def _hub_default_route_to_a_tenant(s: Seeded) -> None:
+    s.client("ec2").create_transit_gateway_route(
+        DestinationCidrBlock="0.0.0.0/0", TransitGatewayRouteTableId=s.route_tables["inspection"],
+        TransitGatewayAttachmentId=s.attachments[TOTTORI])
+
+
+def _hub_route_to_another_prefecture(s: Seeded) -> None:
+    """An Okayama town's VPC on the cloud's transit gateway (the cloud serves Tottori only),
+    and the hub routing its range to it."""
+    ec2 = s.client("ec2")
+    values = tags.base(s.cloud, SECURITY_CLOUD, prefecture="330001", municipality="332020")
+    vpc = ec2.create_vpc(CidrBlock="198.19.19.0/25", TagSpecifications=[
+        {"ResourceType": "vpc", "Tags": tag_list(values)}])["Vpc"]["VpcId"]
+    ec2.create_flow_logs(ResourceIds=[vpc], ResourceType="VPC", TrafficType="ALL",
+                         LogDestinationType="s3", LogDestination=f"arn:aws:s3:::{s.bucket}")
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="198.19.19.0/25", TagSpecifications=[
+        {"ResourceType": "subnet", "Tags": tag_list(values)}])["Subnet"]["SubnetId"]
+    att = ec2.create_transit_gateway_vpc_attachment(
+        TransitGatewayId=s.tgw, VpcId=vpc, SubnetIds=[subnet],
+    )["TransitGatewayVpcAttachment"]["TransitGatewayAttachmentId"]
+    ec2.create_tags(Resources=[att], Tags=tag_list(values))
+    ec2.create_transit_gateway_route(
+        DestinationCidrBlock="198.19.19.0/25",
+        TransitGatewayRouteTableId=s.route_tables["inspection"], TransitGatewayAttachmentId=att)
+
+
 def _nat_without_internet_route(s: Seeded) -> None:
     s.client("ec2").delete_route(RouteTableId=s.vpc_route_tables["public"],
                                  DestinationCidrBlock="0.0.0.0/0")
@@ -970,6 +1053,12 @@ BROKEN: list[tuple[str, str, dict[str, Any], Callable[[Seeded], None], dict[str,
      {"rds-encrypted": "storage is not encrypted"}),
     ("backup-same-region", JOINT_CLOUD, {"copy_to_other_region": False}, _nothing,
      {"backup-cross-region": f"copy actions stay in {REGION}"}),
+    ("hub-default-route-to-a-tenant", SECURITY_CLOUD, {}, _hub_default_route_to_a_tenant,
+     {"tgw-isolation": "the hub table routes 0.0.0.0/0 over ranges of more than one tenant: "
+                       "198.18.18.0/24 of municipality 312011"}),
+    ("hub-route-to-another-prefecture", SECURITY_CLOUD, {}, _hub_route_to_another_prefecture,
+     {"tgw-isolation": "the hub table routes 198.19.19.0/25, inside 198.19.19.0/25 of "
+                       "municipality 332020 (VPC vpc-"}),
     ("inspection-appliance-mode-off", SECURITY_CLOUD, {"appliance_mode": False}, _nothing,
      {"tgw-appliance-mode": "appliance mode is disable on the attachment of inspection VPC"}),
     ("nat-without-internet-route", SECURITY_CLOUD, {}, _nat_without_internet_route,

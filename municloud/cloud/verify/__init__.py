@@ -25,10 +25,15 @@ not a pass.
 
 How transit gateway route tables are read (tenant isolation, テナント分離):
 
-* the shared hub (inspection) table may reach everyone, and the shared attachment (the inspection
-  VPC's) may be reached from every table. The hub is a table tagged ``municloud:role=inspection``,
-  or, as ``security_cloud.py`` builds it, a table with a prefecture tag and no municipality tag
-  that is associated with an attachment of a prefecture and of no municipality;
+* the shared attachment (the inspection VPC's) may be reached from every table. The hub table is
+  a table tagged ``municloud:role=inspection``, or, as ``security_cloud.py`` builds it, a table
+  with a prefecture tag and no municipality tag that is associated with an attachment of a
+  prefecture and of no municipality;
+* the hub may reach every tenant of the prefectures the cloud serves (those of its route tables
+  and, with ``--inventory``, of the inventories), each tenant's range to that tenant only: a
+  route or propagation to a tenant of another prefecture, a route into another prefecture's
+  range, and a route whose destination takes in another tenant's range (0.0.0.0/0 to one
+  municipality, say) fail even in the hub table;
 * a table tagged ``municloud:municipality=CODE`` belongs to that municipality: no active route
   and no propagation may lead to an attachment of another municipality, and no route may lead
   to a destination inside another municipality's address range (blackhole routes are fine; a

@@ -19,6 +19,7 @@ from municloud.cloud.verify.model import (
     _ids,
     _nothing,
     _pass,
+    _prefecture_of,
     attachment_tags,
     owner_of,
     range_owners,
@@ -52,6 +53,87 @@ def check_tgw_default_route_table(state: CloudState) -> list[Finding]:
     return [_pass(name, ids, "default route table association and propagation disabled")]
 
 
+Ranges = Sequence[tuple[ipaddress.IPv4Network, Owner, str]]
+
+
+def _same_tenant(a: Owner, b: Owner) -> bool:
+    return (a.municipality, a.prefecture) == (b.municipality, b.prefecture)
+
+
+def _judge_hub(name: str, table_id: str, routes: Sequence[Mapping[str, Any]],
+               propagations: Sequence[Mapping[str, Any]], owners: Mapping[str, Owner],
+               ranges: Ranges, served: set[str]) -> list[Finding]:
+    """The hub (inspection) table may reach every tenant of the prefectures the cloud serves,
+    each tenant's range to that tenant only:
+
+    * a route or propagation to an attachment of a prefecture the cloud does not serve, or of
+      nobody, fails;
+    * a route into a range of a prefecture the cloud does not serve fails, whatever its target;
+    * a route to a tenant's attachment whose destination takes in (or lies in) another
+      tenant's range fails (0.0.0.0/0 to one municipality, say); a route whose target is not
+      returned (moto) fails when its destination spans the ranges of two tenants or more.
+
+    Routes to the shared inspection attachment itself are not judged.
+    """
+    fix = ("remove the route: the hub routes each served municipality's own range to that "
+           "municipality's attachment, and nothing else")
+    serves = ", ".join(sorted(served)) or "nobody known"
+    out: list[Finding] = []
+
+    def fail(message: str) -> None:
+        out.append(Finding(name, Status.FAIL, table_id, f"the hub table {message}", fix,
+                           examined=1))
+
+    def unserved(owner: Owner) -> bool:
+        return owner.prefecture is None or owner.prefecture not in served
+
+    for route in routes:
+        dest = route.get("DestinationCidrBlock")
+        net = ipaddress.ip_network(dest, strict=False) if dest else None
+        v4 = net if isinstance(net, ipaddress.IPv4Network) else None
+        inside = [(cidr, owner, source) for cidr, owner, source in ranges
+                  if v4 is not None and v4.overlaps(cidr)]
+        foreign = [(c, o, s) for c, o, s in inside if unserved(o)]
+        if foreign:
+            cidr, owner, source = foreign[0]
+            fail(f"routes {dest}, inside {cidr} of {owner.describe()} ({source}), of prefecture "
+                 f"{owner.prefecture}, which this cloud does not serve (it serves {serves})")
+            continue
+        targets = [t.get("TransitGatewayAttachmentId", "")
+                   for t in route.get("TransitGatewayAttachments", [])]
+        for att_id in targets:
+            owner = owners.get(att_id, Owner(None, None))
+            if owner.inspection:
+                continue
+            if not (owner.municipality or owner.prefecture):
+                fail(f"routes {dest} to {att_id}, which no tag of this cloud says whom it serves")
+            elif unserved(owner):
+                fail(f"routes {dest} to {att_id} of {owner.describe()}, of prefecture "
+                     f"{owner.prefecture}, which this cloud does not serve (it serves {serves})")
+            else:
+                others = [(c, o, s) for c, o, s in inside if not _same_tenant(o, owner)]
+                if others and v4 is not None:
+                    cidr, other, source = others[0]
+                    how = "takes in" if cidr.subnet_of(v4) else "lies inside"
+                    fail(f"routes {dest} to {att_id} of {owner.describe()}, but {dest} {how} "
+                         f"{cidr} of {other.describe()} ({source})")
+        if not targets:
+            tenants: list[tuple[ipaddress.IPv4Network, Owner, str]] = []
+            for cidr, owner, source in inside:
+                if not any(_same_tenant(owner, o) for _, o, _ in tenants):
+                    tenants.append((cidr, owner, source))
+            if len(tenants) > 1:
+                fail(f"routes {dest} over ranges of more than one tenant: " + ", ".join(
+                    f"{c} of {o.describe()} ({s})" for c, o, s in tenants))
+    for prop in propagations:
+        att_id = prop.get("TransitGatewayAttachmentId", "")
+        owner = owners.get(att_id, Owner(None, None))
+        if not owner.inspection and unserved(owner):
+            fail(f"learns routes by propagation from {att_id} of {owner.describe()}, which this "
+                 f"cloud does not serve (it serves {serves})")
+    return out
+
+
 def check_tgw_isolation(state: CloudState, known: Sequence[KnownRange] = ()) -> list[Finding]:
     """No tenant's route table leads to another tenant (see the package doc string,
     :mod:`municloud.cloud.verify`)."""
@@ -61,6 +143,10 @@ def check_tgw_isolation(state: CloudState, known: Sequence[KnownRange] = ()) -> 
     owners = {att_id: Owner(None, None, True) if att_id in shared else owner_of(t)
               for att_id, t in eff.items()}
     ranges = range_owners(state, known)
+    # The prefectures the cloud serves: those of its route tables (each municipality has its
+    # own), and with --inventory those of the inventories (all of them this cloud's).
+    served = {o.prefecture for o in (owner_of(tag_map(t)) for t in state.tgw_route_tables)
+              if o.prefecture} | {_prefecture_of(r.prefecture) for r in known}
     out: list[Finding] = []
     examined: list[str] = []
     ignored = 0
@@ -72,6 +158,12 @@ def check_tgw_isolation(state: CloudState, known: Sequence[KnownRange] = ()) -> 
                         if p.get("State") == "enabled"]
         if table_owner.inspection or table_id in hub_tables:
             examined.append(table_id)
+            if table_id in state.tgw_routes_truncated:
+                out.append(Finding(name, Status.UNCHECKED, table_id,
+                                   "more than 1000 routes; only the first 1000 were read",
+                                   "check the rest by hand (aws ec2 "
+                                   "search-transit-gateway-routes)"))
+            out.extend(_judge_hub(name, table_id, routes, propagations, owners, ranges, served))
             continue
         if not (table_owner.municipality or table_owner.prefecture):
             if routes or propagations:
