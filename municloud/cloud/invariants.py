@@ -114,11 +114,9 @@ CATALOGUE: tuple[Invariant, ...] = (
     Invariant(
         "cloud.detection.guardduty", "脅威検知(GuardDuty)",
         "GuardDuty is on, with one detector per account and region across all the stacks "
-        "that account holds",
-        checks=("guardduty",),
-        no_policy="a detector is one per account: the pack sees one stack at a time, so "
-                  "`municloud cloud plan` judges the stacks of one account together "
-                  "(municloud.cloud.plan.account_collisions)"),
+        "that account holds (the pack sees one stack; `municloud cloud plan --same-account` "
+        "judges the stacks of one account together)",
+        policies=("municloud-threat-detection",), checks=("guardduty",)),
     # --- core business data (基幹系) --------------------------------------------------------
     Invariant(
         "cloud.data.encrypted", "データベースの暗号化",

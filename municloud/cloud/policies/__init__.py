@@ -110,6 +110,7 @@ from municloud.cloud.policies.resources import (
     check_no_open_ingress,
     check_no_public_address,
     check_tags,
+    check_threat_detection,
     check_transit_gateway_defaults,
 )
 from municloud.cloud.policies.services import (
@@ -188,6 +189,7 @@ __all__ = [
     "check_no_public_address",
     "check_tags",
     "check_tenant_isolation",
+    "check_threat_detection",
     "check_transit_gateway_defaults",
     "check_vpn_outside_address",
     "cidr_within",

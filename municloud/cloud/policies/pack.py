@@ -30,6 +30,7 @@ from municloud.cloud.policies.resources import (
     check_no_open_ingress,
     check_no_public_address,
     check_tags,
+    check_threat_detection,
     check_transit_gateway_defaults,
 )
 from municloud.cloud.policies.services import (
@@ -58,6 +59,8 @@ RULES: tuple[Rule, ...] = (
          resource_check=check_no_open_ingress),
     Rule("municloud-encryption", "databases, keys, trails, vaults, volumes and buckets are "
          "encrypted or locked", resource_check=check_encryption),
+    Rule("municloud-threat-detection", "a GuardDuty detector the stack creates is enabled",
+         resource_check=check_threat_detection),
     Rule("municloud-no-public-address", "no instance, subnet or database has a public address",
          resource_check=check_no_public_address),
     Rule("municloud-transit-gateway-defaults", "transit gateways have no default route table "

@@ -14,6 +14,7 @@ from municloud.cloud import tags
 from municloud.cloud.policies.model import (
     BACKUP_VAULT,
     BUCKET,
+    DETECTOR,
     FIREWALL_POLICY,
     FIREWALL_RULES,
     RDS,
@@ -166,6 +167,15 @@ def check_firewall_default_deny(resource_type: str, props: Mapping[str, Any]) ->
             out.append("rules use $HOME_NET but the group does not define it (the default is "
                        "only the VPC's primary range)")
     return out
+
+
+def check_threat_detection(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """A GuardDuty detector the stack creates is on (one per account and region: whether two
+    stacks both create one is ``municloud cloud plan --same-account``'s to judge)."""
+    if resource_type == DETECTOR and props.get("enable") is False:
+        return ["the GuardDuty detector is created disabled: set enable=True, or leave the "
+                "detector to the stack that owns it (municloud:guardDuty: false)"]
+    return []
 
 
 def check_no_public_address(resource_type: str, props: Mapping[str, Any]) -> list[str]:
