@@ -26,6 +26,7 @@ same. The topology, for each stack:
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from municloud.cloud import tags
+from municloud.cloud import squid, tags
 from municloud.cloud.config import (
     ConfigError,
     SecurityCloudConfig,
@@ -312,6 +313,22 @@ def _network_firewall(name: str, cfg: SecurityCloudConfig, tags_: dict[str, str]
 # --- the proxy fleet ---------------------------------------------------------------------------
 
 
+def proxy_clients(prefecture: Prefecture) -> list[tuple[Municipality, Net]]:
+    """Who may use a prefecture's proxies: its municipalities' internet segments. The proxies'
+    and their load balancer's security groups and squid's client ACL are made from this list."""
+    return [(m, internet_segment(m)) for m in prefecture.municipalities]
+
+
+def inspection_vpc_ranges(prefectures: Sequence[Prefecture]) -> list[Net]:
+    """The inspection VPC's ranges, as ``InspectionVpc`` gives them: the lead prefecture's
+    ``security_cloud`` network (primary), its ``internet`` network, the other prefectures'
+    ``security_cloud`` networks (tests/unit/test_cloud_squid.py compares with the graph)."""
+    lead = prefectures[0]
+    return [prefecture_ranges(lead).security_cloud,
+            lead.shared_networks[SharedNetwork.INTERNET].cidr,
+            *(prefecture_ranges(p).security_cloud for p in prefectures[1:])]
+
+
 @dataclass
 class ProxyFleetArgs:
     config: SecurityCloudConfig
@@ -328,6 +345,8 @@ class ProxyFleet(pulumi.ComponentResource):
     The instances carry ``municloud:role=proxy`` and the prefecture's code, so Ansible's
     ``amazon.aws.aws_ec2`` inventory groups them (``keyed_groups`` on the tag) and applies the
     project's ``proxy`` role over SSM; no SSH port is opened and no public address is given.
+    Before that, their first boot installs Debian's squid with the configuration
+    :mod:`municloud.cloud.squid` renders from the inventories (the launch template's user data).
     """
 
     def __init__(self, name: str, args: ProxyFleetArgs,
@@ -337,11 +356,12 @@ class ProxyFleet(pulumi.ComponentResource):
         port = cfg.proxy.port
         p_tags = tags.base(cfg.name, KIND, prefecture=p.code)
         instance_tags = {**p_tags, tags.ROLE: "proxy", "Name": f"{cfg.name}-proxy-{p.code}"}
+        self.squid_config = squid.render(squid.fleet_policy(p, cfg.prefectures, port))
 
         from_municipalities = [aws.ec2.SecurityGroupIngressArgs(
-            protocol="tcp", from_port=port, to_port=port, cidr_blocks=[str(internet_segment(m))],
+            protocol="tcp", from_port=port, to_port=port, cidr_blocks=[str(net)],
             description=f"{m.name_romaji} ({m.code}) internet segment")
-            for m in p.municipalities]
+            for m, net in proxy_clients(p)]
         # The load balancer has a group of its own: the proxies' group lets out only web ports,
         # so a shared group would stop the balancer's forwarding and health checks to the
         # proxy port. Its egress names the proxy subnets (not the proxies' group, which names
@@ -407,6 +427,9 @@ class ProxyFleet(pulumi.ComponentResource):
                 "encrypted": "true", "volume_size": 20, "volume_type": "gp3"}}],
             tag_specifications=[{"resource_type": kind, "tags": instance_tags}
                                 for kind in ("instance", "volume", "network-interface")],
+            # The first boot installs squid with the configuration rendered from the inventories
+            # (municloud/cloud/squid.py); a plain string, known at preview.
+            user_data=squid.user_data_base64(self.squid_config),
             tags=p_tags,
             opts=_opts(self),
         )
