@@ -116,12 +116,11 @@ class InspectionVpc(pulumi.ComponentResource):
         zones = cfg.availability_zones
         lead_ranges = prefecture_ranges(lead)
 
-        self.vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=str(lead_ranges.security_cloud),
+        primary, *extra = inspection_vpc_ranges(cfg.prefectures)
+        self.vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=str(primary),
                                enable_dns_hostnames=True, enable_dns_support=True,
                                tags={**lead_tags, "Name": f"{cfg.name}-inspection"},
                                opts=_opts(self))
-        extra = [lead.shared_networks[SharedNetwork.INTERNET].cidr, *(
-            prefecture_ranges(p).security_cloud for p in cfg.prefectures[1:])]
         cidr_deps: list[pulumi.Resource] = [
             aws.ec2.VpcIpv4CidrBlockAssociation(f"{name}-cidr-{i}", vpc_id=self.vpc.id,
                                                 cidr_block=str(net), opts=_opts(self))
@@ -320,9 +319,9 @@ def proxy_clients(prefecture: Prefecture) -> list[tuple[Municipality, Net]]:
 
 
 def inspection_vpc_ranges(prefectures: Sequence[Prefecture]) -> list[Net]:
-    """The inspection VPC's ranges, as ``InspectionVpc`` gives them: the lead prefecture's
-    ``security_cloud`` network (primary), its ``internet`` network, the other prefectures'
-    ``security_cloud`` networks (tests/unit/test_cloud_squid.py compares with the graph)."""
+    """The inspection VPC's ranges: the lead prefecture's ``security_cloud`` network (primary),
+    its ``internet`` network, the other prefectures' ``security_cloud`` networks. ``InspectionVpc``
+    builds the VPC from them and squid denies them as destinations."""
     lead = prefectures[0]
     return [prefecture_ranges(lead).security_cloud,
             lead.shared_networks[SharedNetwork.INTERNET].cidr,
