@@ -211,8 +211,14 @@ def main(args: argparse.Namespace) -> int:
         stack = stacks.resolve(args.stack)
         preview = stacks.run(stack, preview=True)
         graph = stacks.run(stack)
-        neighbours = {ref: stacks.run(stacks.resolve(ref), preview=True)
-                      for ref in args.same_account}
+        others = [stacks.resolve(ref) for ref in args.same_account]
+        regions = {s.ref: str(s.config.get("aws:region", "ap-northeast-1"))
+                   for s in (stack, *others)}
+        if len(set(regions.values())) > 1:
+            raise ConfigError("--same-account is for stacks in one account and region; these "
+                              "are in " + ", ".join(f"{r} ({ref})" for ref, r in regions.items())
+                              + ": plan them apart")
+        neighbours = {other.ref: stacks.run(other, preview=True) for other in others}
     except (stacks.StackError, ConfigError) as exc:
         print(f"municloud cloud plan: {exc}", file=sys.stderr)
         return 2

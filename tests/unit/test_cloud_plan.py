@@ -169,3 +169,20 @@ def test_an_unknown_neighbour_stack_is_named(capsys: pytest.CaptureFixture[str])
     assert main(["cloud", "plan", "security-cloud/tottori", "--same-account",
                  "joint-cloud/nowhere"]) == 2
     assert "joint-cloud/tottori-joint" in capsys.readouterr().err
+
+
+def test_stacks_of_two_regions_are_not_one_account_and_region(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = Path(plan.__file__).parents[2]
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_bytes((repo / "pulumi/joint-cloud" / name).read_bytes())
+    stack = (repo / "pulumi/joint-cloud/Pulumi.tottori-joint.yaml").read_text(encoding="utf-8")
+    (tmp_path / "Pulumi.osaka.yaml").write_text(
+        stack.replace("../../inventories/sample", str(repo / "inventories/sample")).replace(
+            "aws:region: ap-northeast-1", "aws:region: ap-northeast-3").replace(
+            "municloud:backupRegion: ap-northeast-3", "municloud:backupRegion: ap-northeast-1"),
+        encoding="utf-8")
+    assert main(["cloud", "plan", "security-cloud/tottori", "--same-account",
+                 str(tmp_path / "Pulumi.osaka.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "these are in ap-northeast-1 (security-cloud/tottori), ap-northeast-3 (" in err, err
