@@ -371,12 +371,9 @@ def test_the_way_out_is_proxies_then_firewall_then_nat(ref: str) -> None:
 @pytest.mark.invariant("cloud.egress.appliance-mode")
 @pytest.mark.parametrize("ref", SECURITY_STACKS)
 def test_the_inspection_attachment_has_appliance_mode(ref: str) -> None:
-    (inspection,) = [a for a in g_attachments(ref) if "-inspection-" in a.name]
+    attachments = graph(ref).of_type(policies.TGW_VPC_ATTACHMENT)
+    (inspection,) = [a for a in attachments if "-inspection-" in a.name]
     assert inspection.props["applianceModeSupport"] == "enable"
-
-
-def g_attachments(ref: str) -> list[Resource]:
-    return graph(ref).of_type(policies.TGW_VPC_ATTACHMENT)
 
 
 @pytest.mark.invariant("cloud.egress.firewall-default-deny")
