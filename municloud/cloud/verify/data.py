@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from municloud.cloud import tags
-from municloud.cloud.verify.model import CloudState, Finding, Status, _nothing, _pass
+from municloud.cloud.verify.model import CloudState, Finding, Status, nothing_found, pass_finding
 
 
 def check_rds_encrypted(state: CloudState) -> list[Finding]:
@@ -20,8 +20,8 @@ def check_rds_encrypted(state: CloudState) -> list[Finding]:
                    "storage encryption can only be set at creation: restore an encrypted copy "
                    "of a snapshot and switch over", examined=1)
            for db in state.db_instances if not db.get("StorageEncrypted")]
-    return out or [_pass(name, [d["DBInstanceIdentifier"] for d in state.db_instances],
-                         "storage encrypted")]
+    return out or [pass_finding(name, [d["DBInstanceIdentifier"] for d in state.db_instances],
+                                "storage encrypted")]
 
 
 def _arn_region(arn: str) -> str:
@@ -37,8 +37,9 @@ def check_backup_cross_region(state: CloudState) -> list[Finding]:
     """Backups survive the loss of one site: a plan copies to a vault in another region."""
     name = "backup-cross-region"
     if not state.backup_plans:
-        return [_nothing(name, "AWS Backup plan", state,
-                         "create a backup plan with a copy action to a vault in another region")]
+        return [nothing_found(name, "AWS Backup plan", state,
+                              "create a backup plan with a copy action to a vault in another "
+                              "region")]
     # Every rule of every plan copies out: one plan that does says nothing of the others.
     copies: list[str] = []
     out: list[Finding] = []
@@ -55,4 +56,4 @@ def check_backup_cross_region(state: CloudState) -> list[Finding]:
                                    "loses its backups", "add a copy action to a vault in another "
                                    "region (e.g. ap-northeast-3)", examined=1))
     ids = [_plan_name(p) for p in state.backup_plans]
-    return out or [_pass(name, ids, f"copies to {', '.join(sorted(set(copies)))}")]
+    return out or [pass_finding(name, ids, f"copies to {', '.join(sorted(set(copies)))}")]

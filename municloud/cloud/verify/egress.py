@@ -19,9 +19,9 @@ from municloud.cloud.verify.model import (
     Finding,
     Resource,
     Status,
-    _nothing,
-    _pass,
+    nothing_found,
     owner_of,
+    pass_finding,
     shared_hub,
     tag_map,
 )
@@ -79,8 +79,8 @@ def check_tgw_appliance_mode(state: CloudState) -> list[Finding]:
                 examined=1))
     if out:
         return out
-    return [_pass(name, [a["TransitGatewayAttachmentId"] for a in inspection],
-                  "appliance mode enabled on the inspection VPC's attachment")]
+    return [pass_finding(name, [a["TransitGatewayAttachmentId"] for a in inspection],
+                         "appliance mode enabled on the inspection VPC's attachment")]
 
 
 def _active(route: Mapping[str, Any]) -> bool:
@@ -139,7 +139,8 @@ def check_egress_path(state: CloudState) -> list[Finding]:
     """
     name = "egress-path"
     if not state.vpcs:
-        return [_nothing(name, "VPC", state, "deploy the cloud, or check --cloud and --region")]
+        return [nothing_found(name, "VPC", state,
+                              "deploy the cloud, or check --cloud and --region")]
     nats = [n for n in state.nat_gateways if n.get("State") not in _GONE]
     if not nats:
         return [Finding(
@@ -227,6 +228,6 @@ def check_egress_path(state: CloudState) -> list[Finding]:
                         "only the firewall's subnets route to the NAT gateways", examined=1))
     if out:
         return out
-    return [_pass(name, [n["NatGatewayId"] for n in nats],
-                  f"{len(nats)} NAT gateway(s) behind the internet gateway; {examined} "
-                  "subnet(s) examined, none reaches the internet another way")]
+    return [pass_finding(name, [n["NatGatewayId"] for n in nats],
+                         f"{len(nats)} NAT gateway(s) behind the internet gateway; {examined} "
+                         "subnet(s) examined, none reaches the internet another way")]

@@ -12,22 +12,23 @@ from municloud.cloud.verify.model import (
     CloudState,
     Finding,
     Status,
-    _nothing,
-    _pass,
     has_cloud_tag,
+    nothing_found,
+    pass_finding,
 )
 
 
 def check_flow_logs(state: CloudState) -> list[Finding]:
     name = "vpc-flow-logs"
     if not state.vpcs:
-        return [_nothing(name, "VPC", state, "deploy the cloud, or check --cloud and --region")]
+        return [nothing_found(name, "VPC", state,
+                              "deploy the cloud, or check --cloud and --region")]
     active = {f["ResourceId"] for f in state.flow_logs if f.get("FlowLogStatus") == "ACTIVE"}
     out = [Finding(name, Status.FAIL, v["VpcId"], "no active flow log on the VPC",
                    "create a flow log (traffic type ALL) to the log archive", examined=1)
            for v in state.vpcs if v["VpcId"] not in active]
-    return out or [_pass(name, [v["VpcId"] for v in state.vpcs],
-                         f"{len(state.vpcs)} VPC(s) examined, each with an active flow log")]
+    return out or [pass_finding(name, [v["VpcId"] for v in state.vpcs],
+                                f"{len(state.vpcs)} VPC(s) examined, each with an active flow log")]
 
 
 # What each configuration is, and the permission that reads it, for an UNCHECKED line.
@@ -72,11 +73,12 @@ def _judge_buckets(name: str, state: CloudState, what: str, judge: Callable[[Buc
             "grant the verifying role s3:GetBucketTagging on the bucket (its bucket policy may "
             "deny it)", examined=1))
     if not (state.buckets or unchecked):
-        return [_nothing(name, "log archive bucket", state,
-                         f"create the log archive bucket and tag it {tags.CLOUD}={state.cloud}")]
+        return [nothing_found(name, "log archive bucket", state,
+                              "create the log archive bucket and tag it "
+                              f"{tags.CLOUD}={state.cloud}")]
     if fails:
         return fails + unchecked
-    return ([_pass(name, judged, passed)] if judged else []) + unchecked
+    return ([pass_finding(name, judged, passed)] if judged else []) + unchecked
 
 
 def _object_lock(b: Bucket) -> Problem:
@@ -154,9 +156,9 @@ def check_cloudtrail(state: CloudState) -> list[Finding]:
     if not state.trails:
         others = f" (the account has untagged trail(s): {', '.join(state.untagged_trails)})" \
             if state.untagged_trails else ""
-        finding = _nothing(name, "CloudTrail trail", state,
-                           f"create a multi-region trail to the log archive and tag it "
-                           f"{tags.CLOUD}={state.cloud}")
+        finding = nothing_found(name, "CloudTrail trail", state,
+                                f"create a multi-region trail to the log archive and tag it "
+                                f"{tags.CLOUD}={state.cloud}")
         return [Finding(name, finding.status, "-", finding.message + others, finding.fix)]
     out: list[Finding] = []
     for trail in state.trails:
@@ -174,8 +176,8 @@ def check_cloudtrail(state: CloudState) -> list[Finding]:
                                "make the trail multi-region, with log file validation and the "
                                "log archive's KMS key, and start logging "
                                "(aws cloudtrail update-trail / start-logging)", examined=1))
-    return out or [_pass(name, [t["Name"] for t in state.trails],
-                         "multi-region, logging, validated and KMS-encrypted")]
+    return out or [pass_finding(name, [t["Name"] for t in state.trails],
+                                "multi-region, logging, validated and KMS-encrypted")]
 
 
 def check_guardduty(state: CloudState) -> list[Finding]:
@@ -191,4 +193,4 @@ def check_guardduty(state: CloudState) -> list[Finding]:
         return [Finding(name, Status.FAIL, d["DetectorId"], f"detector is {d.get('Status')}",
                         "enable the detector", examined=1) for d in detectors]
     note = "" if tagged else " (account-wide detector, not tagged with the cloud)"
-    return [_pass(name, enabled, f"detector enabled{note}")]
+    return [pass_finding(name, enabled, f"detector enabled{note}")]

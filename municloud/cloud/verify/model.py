@@ -163,14 +163,14 @@ def has_cloud_tag(resource: Mapping[str, Any], cloud: str) -> bool:
     return tag_map(resource).get(tags.CLOUD) == cloud
 
 
-def _ids(ids: Sequence[str], limit: int = 4) -> str:
+def id_list(ids: Sequence[str], limit: int = 4) -> str:
     if not ids:
         return "-"
     shown = ",".join(ids[:limit])
     return shown if len(ids) <= limit else f"{shown},… ({len(ids)} in all)"
 
 
-def _prefecture_of(code: str) -> str:
+def prefecture_of(code: str) -> str:
     """The 2-digit prefecture number of a local government code (全国地方公共団体コード)."""
     return code[:2]
 
@@ -194,9 +194,9 @@ class Owner:
 def owner_of(resource_tags: Mapping[str, str]) -> Owner:
     municipality = resource_tags.get(tags.MUNICIPALITY) or None
     prefecture = resource_tags.get(tags.PREFECTURE) or None
-    pref = _prefecture_of(prefecture) if prefecture else None
+    pref = prefecture_of(prefecture) if prefecture else None
     if municipality and not pref:
-        pref = _prefecture_of(municipality)
+        pref = prefecture_of(municipality)
     return Owner(municipality, pref, resource_tags.get(tags.ROLE) == INSPECTION)
 
 
@@ -215,7 +215,7 @@ def attachment_tags(state: CloudState) -> dict[str, dict[str, str]]:
     return result
 
 
-def _vpc_cidrs(vpc: Mapping[str, Any]) -> list[str]:
+def vpc_cidrs(vpc: Mapping[str, Any]) -> list[str]:
     cidrs = [a["CidrBlock"] for a in vpc.get("CidrBlockAssociationSet", [])
              if a.get("CidrBlockState", {}).get("State", "associated") == "associated"]
     if vpc.get("CidrBlock") and vpc["CidrBlock"] not in cidrs:
@@ -269,12 +269,12 @@ def range_owners(state: CloudState, known: Sequence[KnownRange] = ()
         owner = owner_of(eff[att_id])
         if owner.inspection or not (owner.municipality or owner.prefecture):
             continue
-        for cidr in _vpc_cidrs(vpcs[att["ResourceId"]]):
+        for cidr in vpc_cidrs(vpcs[att["ResourceId"]]):
             owners.append((ipaddress.IPv4Network(cidr, strict=False), owner,
                            f"VPC {att['ResourceId']}"))
     for r in known:
         owners.append((ipaddress.IPv4Network(r.cidr, strict=False),
-                       Owner(r.municipality, _prefecture_of(r.prefecture)),
+                       Owner(r.municipality, prefecture_of(r.prefecture)),
                        f"inventory {r.inventory}"))
     return owners
 
@@ -284,11 +284,11 @@ def range_owners(state: CloudState, known: Sequence[KnownRange] = ()
 Check = Callable[[CloudState], list[Finding]]
 
 
-def _pass(check: str, ids: Sequence[str], message: str) -> Finding:
-    return Finding(check, Status.PASS, _ids(list(ids)), message, examined=len(ids))
+def pass_finding(check: str, ids: Sequence[str], message: str) -> Finding:
+    return Finding(check, Status.PASS, id_list(list(ids)), message, examined=len(ids))
 
 
-def _nothing(check: str, what: str, state: CloudState, fix: str) -> Finding:
+def nothing_found(check: str, what: str, state: CloudState, fix: str) -> Finding:
     return Finding(check, Status.FAIL, "-",
                    f"no {what} tagged {tags.CLOUD}={state.cloud} in {state.region}", fix)
 

@@ -16,12 +16,12 @@ from municloud.cloud.verify.model import (
     KnownRange,
     Owner,
     Status,
-    _ids,
-    _nothing,
-    _pass,
-    _prefecture_of,
     attachment_tags,
+    id_list,
+    nothing_found,
     owner_of,
+    pass_finding,
+    prefecture_of,
     range_owners,
     shared_hub,
     tag_map,
@@ -32,8 +32,9 @@ def check_tgw_default_route_table(state: CloudState) -> list[Finding]:
     """Each transit gateway of the cloud has default association and propagation disabled."""
     name = "tgw-default-route-table"
     if not state.transit_gateways:
-        return [_nothing(name, "transit gateway", state,
-                         "deploy the security cloud (pulumi up), or check --cloud and --region")]
+        return [nothing_found(name, "transit gateway", state,
+                              "deploy the security cloud (pulumi up), or check --cloud and "
+                              "--region")]
     out: list[Finding] = []
     for tgw in state.transit_gateways:
         options = tgw.get("Options", {})
@@ -50,7 +51,7 @@ def check_tgw_default_route_table(state: CloudState) -> list[Finding]:
     if out:
         return out
     ids = [t["TransitGatewayId"] for t in state.transit_gateways]
-    return [_pass(name, ids, "default route table association and propagation disabled")]
+    return [pass_finding(name, ids, "default route table association and propagation disabled")]
 
 
 Ranges = Sequence[tuple[ipaddress.IPv4Network, Owner, str]]
@@ -146,7 +147,7 @@ def check_tgw_isolation(state: CloudState, known: Sequence[KnownRange] = ()) -> 
     # The prefectures the cloud serves: those of its route tables (each municipality has its
     # own), and with --inventory those of the inventories (all of them this cloud's).
     served = {o.prefecture for o in (owner_of(tag_map(t)) for t in state.tgw_route_tables)
-              if o.prefecture} | {_prefecture_of(r.prefecture) for r in known}
+              if o.prefecture} | {prefecture_of(r.prefecture) for r in known}
     out: list[Finding] = []
     examined: list[str] = []
     ignored = 0
@@ -234,7 +235,7 @@ def check_tgw_isolation(state: CloudState, known: Sequence[KnownRange] = ()) -> 
                     f"{whose}'s table learns routes by propagation from {att_id} of "
                     f"{owners[att_id].describe()}", fix, examined=1))
     if not examined:
-        return [Finding(name, Status.FAIL, _ids([t["TransitGatewayId"]
+        return [Finding(name, Status.FAIL, id_list([t["TransitGatewayId"]
                                                  for t in state.transit_gateways]),
                         f"no transit gateway route table to examine ({ignored} empty untagged "
                         "ignored)",
@@ -243,15 +244,16 @@ def check_tgw_isolation(state: CloudState, known: Sequence[KnownRange] = ()) -> 
     if out:
         return out
     note = f", {ignored} empty untagged ignored" if ignored else ""
-    return [_pass(name, examined, f"{len(examined)} route table(s) examined{note}, none leads "
-                  "to another tenant")]
+    return [pass_finding(name, examined, f"{len(examined)} route table(s) examined{note}, "
+                         "none leads to another tenant")]
 
 
 
 def check_no_world_ingress(state: CloudState) -> list[Finding]:
     name = "sg-no-world-ingress"
     if not state.vpcs:
-        return [_nothing(name, "VPC", state, "deploy the cloud, or check --cloud and --region")]
+        return [nothing_found(name, "VPC", state,
+                              "deploy the cloud, or check --cloud and --region")]
     out: list[Finding] = []
     for sg in state.security_groups:
         for perm in sg.get("IpPermissions", []):
@@ -263,9 +265,9 @@ def check_no_world_ingress(state: CloudState) -> list[Finding]:
                                    f"ingress from {cidr} on {ports} ({sg.get('GroupName', '')})",
                                    "allow only the municipalities' and the cloud's own ranges",
                                    examined=1))
-    return out or [_pass(name, [s["GroupId"] for s in state.security_groups],
-                         f"{len(state.security_groups)} security group(s), none open to the "
-                         "world")]
+    return out or [pass_finding(name, [s["GroupId"] for s in state.security_groups],
+                                f"{len(state.security_groups)} security group(s), none open to the "
+                                "world")]
 
 
 def _ports(perm: Mapping[str, Any]) -> str:
@@ -279,7 +281,8 @@ def _ports(perm: Mapping[str, Any]) -> str:
 def check_no_internet_gateway(state: CloudState) -> list[Finding]:
     name = "no-internet-gateway"
     if not state.vpcs:
-        return [_nothing(name, "VPC", state, "deploy the cloud, or check --cloud and --region")]
+        return [nothing_found(name, "VPC", state,
+                              "deploy the cloud, or check --cloud and --region")]
     vpc_ids = {v["VpcId"] for v in state.vpcs}
     out: list[Finding] = []
     for igw in state.internet_gateways:
@@ -291,14 +294,15 @@ def check_no_internet_gateway(state: CloudState) -> list[Finding]:
                     "individual-number data (個人番号利用事務系) and must never reach the internet",
                     "detach and delete the internet gateway; reach the cloud over closed lines",
                     examined=1))
-    return out or [_pass(name, sorted(vpc_ids),
-                         f"{len(vpc_ids)} VPC(s) examined, no internet gateway attached")]
+    return out or [pass_finding(name, sorted(vpc_ids),
+                                f"{len(vpc_ids)} VPC(s) examined, no internet gateway attached")]
 
 
 def check_no_public_ip(state: CloudState) -> list[Finding]:
     name = "no-public-ip"
     if not state.vpcs:
-        return [_nothing(name, "VPC", state, "deploy the cloud, or check --cloud and --region")]
+        return [nothing_found(name, "VPC", state,
+                              "deploy the cloud, or check --cloud and --region")]
     out: list[Finding] = []
     fix = "remove the public address (release the Elastic IP, relaunch without one)"
     for inst in state.instances:
@@ -319,21 +323,21 @@ def check_no_public_ip(state: CloudState) -> list[Finding]:
     ids = [i["InstanceId"] for i in state.instances] + \
         [e["NetworkInterfaceId"] for e in state.network_interfaces] + \
         [d["DBInstanceIdentifier"] for d in state.db_instances]
-    return out or [_pass(name, ids, f"{len(state.instances)} instance(s), "
-                         f"{len(state.network_interfaces)} network interface(s), "
-                         f"{len(state.db_instances)} database(s), none with a public IP")]
+    return out or [pass_finding(name, ids, f"{len(state.instances)} instance(s), "
+                                f"{len(state.network_interfaces)} network interface(s), "
+                                f"{len(state.db_instances)} database(s), none with a public IP")]
 
 
 def check_subnets_no_public_ip_on_launch(state: CloudState) -> list[Finding]:
     name = "subnet-no-public-ip"
     if not state.subnets:
-        return [_nothing(name, "subnet (in the cloud's VPCs)", state,
-                         "deploy the cloud, or check --cloud and --region")]
+        return [nothing_found(name, "subnet (in the cloud's VPCs)", state,
+                              "deploy the cloud, or check --cloud and --region")]
     out = [Finding(name, Status.FAIL, s["SubnetId"], "maps a public IP on launch",
                    "set map_public_ip_on_launch to false", examined=1)
            for s in state.subnets if s.get("MapPublicIpOnLaunch")]
-    return out or [_pass(name, [s["SubnetId"] for s in state.subnets],
-                         "no subnet maps a public IP on launch")]
+    return out or [pass_finding(name, [s["SubnetId"] for s in state.subnets],
+                                "no subnet maps a public IP on launch")]
 
 
 def check_sg_ingress_tenants(state: CloudState, known: Sequence[KnownRange]) -> list[Finding]:
@@ -404,8 +408,8 @@ def check_sg_ingress_tenants(state: CloudState, known: Sequence[KnownRange]) -> 
                         "deploy the cloud, or check --cloud and --region")]
     unchecked = {f.resource for f in out}
     judged = [g for g in examined if g not in unchecked]
-    passed = [_pass(name, judged, f"{len(judged)} security group(s), each admitting only "
-                    "those it serves")] if judged else []
+    passed = [pass_finding(name, judged, f"{len(judged)} security group(s), each admitting only "
+                           "those it serves")] if judged else []
     return passed + out
 
 
@@ -456,6 +460,6 @@ def check_db_no_egress(state: CloudState) -> list[Finding]:
                     "revoke-security-group-egress; egress=[] in the program)", examined=1))
     if any(f.status is Status.FAIL for f in out):
         return [f for f in out if f.status is Status.FAIL]
-    passed = [_pass(name, sorted(set(examined)), f"{len(state.db_instances)} database(s), "
-                    "their security groups let nothing out")] if examined else []
+    passed = [pass_finding(name, sorted(set(examined)), f"{len(state.db_instances)} database(s), "
+                           "their security groups let nothing out")] if examined else []
     return passed + out

@@ -11,11 +11,11 @@ from municloud.cloud.verify.model import (
     Expected,
     Finding,
     Status,
-    _ids,
-    _nothing,
-    _pass,
     attachment_tags,
     has_cloud_tag,
+    id_list,
+    nothing_found,
+    pass_finding,
     tag_map,
 )
 
@@ -67,8 +67,8 @@ def check_serves_tags(state: CloudState) -> list[Finding]:
     name = "serves-tags"
     found = list(tagged_resources(state))
     if not found:
-        return [_nothing(name, "resource", state,
-                         "check --cloud (the value of the municloud:cloud tag) and --region")]
+        return [nothing_found(name, "resource", state,
+                              "check --cloud (the value of the municloud:cloud tag) and --region")]
     out: list[Finding] = []
     for kind, rid, rtags in found:
         serves = {k: rtags[k] for k in tags.SERVES if rtags.get(k)}
@@ -83,8 +83,8 @@ def check_serves_tags(state: CloudState) -> list[Finding]:
             if problem:
                 out.append(Finding(name, Status.FAIL, rid, f"{kind} tag {key}: {problem}",
                                    "write the 6-digit 全国地方公共団体コード", examined=1))
-    return out or [_pass(name, [rid for _, rid, _ in found],
-                         f"{len(found)} resource(s), each tagged with whom it serves")]
+    return out or [pass_finding(name, [rid for _, rid, _ in found],
+                                f"{len(found)} resource(s), each tagged with whom it serves")]
 
 
 def check_expected_served(state: CloudState, expected: Sequence[Expected]) -> list[Finding]:
@@ -114,5 +114,5 @@ def check_expected_served(state: CloudState, expected: Sequence[Expected]) -> li
                            "attach the municipality (pulumi up) or tag its attachment", examined=1))
     if out:
         return out
-    return [Finding(name, Status.PASS, _ids(ids), f"all {len(expected)} municipalities of the "
+    return [Finding(name, Status.PASS, id_list(ids), f"all {len(expected)} municipalities of the "
                     "inventory have their attachment or VPN", examined=len(expected))]

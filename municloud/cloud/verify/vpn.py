@@ -10,11 +10,11 @@ from municloud.cloud.verify.model import (
     Finding,
     KnownRange,
     Status,
-    _nothing,
-    _pass,
-    _vpc_cidrs,
+    nothing_found,
     owner_of,
+    pass_finding,
     tag_map,
+    vpc_cidrs,
 )
 
 # (key in Options, which side, what the program puts there)
@@ -26,7 +26,7 @@ _SELECTORS = (
 
 def _cloud_ranges(state: CloudState) -> list[tuple[ipaddress.IPv4Network, str]]:
     return [(ipaddress.IPv4Network(cidr, strict=False), v["VpcId"])
-            for v in state.vpcs for cidr in _vpc_cidrs(v)]
+            for v in state.vpcs for cidr in vpc_cidrs(v)]
 
 
 def check_vpn_selectors(state: CloudState, known: Sequence[KnownRange] = ()) -> list[Finding]:
@@ -44,9 +44,9 @@ def check_vpn_selectors(state: CloudState, known: Sequence[KnownRange] = ()) -> 
     name = "vpn-selectors"
     vpns = [v for v in state.vpn_connections if v.get("State") not in ("deleted", "deleting")]
     if not vpns:
-        return [_nothing(name, "VPN connection (or one on the cloud's transit gateways)", state,
-                         "connect the municipalities over site-to-site VPN (pulumi up), or "
-                         "check --cloud and --region")]
+        return [nothing_found(name, "VPN connection (or one on the cloud's transit gateways)",
+                              state, "connect the municipalities over site-to-site VPN (pulumi "
+                              "up), or check --cloud and --region")]
     cloud_ranges = _cloud_ranges(state)
     segments: dict[str, list[tuple[ipaddress.IPv4Network, str]]] = {}
     for r in known:
@@ -106,8 +106,8 @@ def check_vpn_selectors(state: CloudState, known: Sequence[KnownRange] = ()) -> 
         return out
     unchecked = {f.resource for f in out}
     judged = [v["VpnConnectionId"] for v in vpns if v["VpnConnectionId"] not in unchecked]
-    passed = [_pass(name, judged, f"{len(judged)} VPN connection(s), each carrying its segment "
-                    "and the cloud's range only")] if judged else []
+    passed = [pass_finding(name, judged, f"{len(judged)} VPN connection(s), each carrying its "
+                           "segment and the cloud's range only")] if judged else []
     return passed + out
 
 
@@ -119,9 +119,9 @@ def check_vpn_outside_address(state: CloudState) -> list[Finding]:
     gateways = [g for g in state.customer_gateways if g.get("State") not in ("deleted",
                                                                             "deleting")]
     if not gateways:
-        return [_nothing(name, "customer gateway (of the cloud's VPNs)", state,
-                         "connect the municipalities over site-to-site VPN (pulumi up), or "
-                         "check --cloud and --region")]
+        return [nothing_found(name, "customer gateway (of the cloud's VPNs)", state,
+                              "connect the municipalities over site-to-site VPN (pulumi up), or "
+                              "check --cloud and --region")]
     serves: dict[str, str] = {}
     for vpn in state.vpn_connections:
         owner = owner_of(tag_map(vpn))
@@ -152,6 +152,7 @@ def check_vpn_outside_address(state: CloudState) -> list[Finding]:
                     "recreate the customer gateway (and its VPN) with the router's outside "
                     "address, municloud_outside_address in the inventory", examined=1))
                 break
-    return out or [_pass(name, [g["CustomerGatewayId"] for g in gateways],
-                         f"{len(gateways)} customer gateway(s), each outside the cloud's VPCs")]
+    return out or [pass_finding(name, [g["CustomerGatewayId"] for g in gateways],
+                                f"{len(gateways)} customer gateway(s), each outside the "
+                                "cloud's VPCs")]
 
