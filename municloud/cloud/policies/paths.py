@@ -22,8 +22,6 @@ from municloud.cloud.policies.model import (
     ROUTE,
     ROUTE_TABLE_ASSOCIATION,
     SG,
-    SG_INGRESS,
-    SG_RULE,
     SUBNET,
     TARGET_GROUP,
     TGW_ASSOCIATION,
@@ -36,6 +34,7 @@ from municloud.cloud.policies.model import (
     Identities,
     Item,
     Ranges,
+    ingress_rules,
     ipv4_networks,
     is_true,
 )
@@ -144,7 +143,7 @@ def check_tenant_isolation(resources: Sequence[Item]) -> list[tuple[str, str | N
                 out.append((f"{scope}: {what} in the table of {source.label} "
                             f"({source.municipality}) leads to {target.label} "
                             f"({target.municipality})", urn))
-    return out + _routes_into_others(resources)
+    return out + _routes_into_others(resources, attachments, tables)
 
 
 def _foreign(dest: ipaddress.IPv4Network, own: list[ipaddress.IPv4Network],
@@ -155,22 +154,23 @@ def _foreign(dest: ipaddress.IPv4Network, own: list[ipaddress.IPv4Network],
             if dest.overlaps(net) and not any(net.overlaps(o) for o in own)]
 
 
-def _routes_into_others(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
+def _routes_into_others(resources: Sequence[Item], attachments: Mapping[str, _Attachment],
+                        tables: Mapping[str, _Table]) -> list[tuple[str, str | None]]:
     """Routes judged by destination, whatever their target: a municipality's transit gateway
     table may not route into another municipality's range (a supernet to the shared hub would
     send a town's traffic toward its neighbours), and a prefecture's subnets may not route into
-    another prefecture's municipalities."""
+    another prefecture's municipalities. ``attachments`` and ``tables`` are
+    :func:`transit_tables`' view of ``resources``."""
     by_municipality, by_prefecture = tenant_ranges(resources)
-    _, tables = transit_tables(resources)
-    attachments = {r.urn: r for r in resources if r.type in (VPN, TGW_VPC_ATTACHMENT)}
     ids = Identities(resources)
+    # TGW table -> (the one municipality it serves, every other municipality's ranges)
     owner_of_table: dict[str, tuple[str, Ranges]] = {}
     for urn, tgw_table in tables.items():
-        codes = {attachments[a].tags.get(tags.MUNICIPALITY) for a in tgw_table.associated
+        codes = {attachments[a].municipality for a in tgw_table.associated
                  if a in attachments} - {None}
         if len(codes) == 1:
             (code,) = codes
-            owner_of_table[urn] = (f"municipality {code}", {
+            owner_of_table[urn] = (str(code), {
                 f"municipality {k}": v for k, v in by_municipality.items() if k != code})
     subnets = {r.urn: r.tags.get(tags.PREFECTURE) for r in resources if r.type == SUBNET
                and r.tags.get(tags.PREFECTURE) and not r.tags.get(tags.MUNICIPALITY)}
@@ -180,8 +180,11 @@ def _routes_into_others(resources: Sequence[Item]) -> list[tuple[str, str | None
             if subnets.get(subnet):
                 for table_urn in ids.of(assoc, "routeTableId"):
                     vpc_tables[table_urn].add(str(subnets[subnet]))
-    prefecture_of = {m: p for p, nets in by_prefecture.items() for m, mnets in
-                     by_municipality.items() if mnets and all(n in nets for n in mnets)}
+    # municipality -> its prefecture, from the resources tenant_ranges read the ranges from
+    prefecture_of = {r.tags[tags.MUNICIPALITY]: r.tags[tags.PREFECTURE] for r in resources
+                     if r.type in (VPN, VPC) and r.tags.get(tags.MUNICIPALITY)
+                     and r.tags.get(tags.PREFECTURE) and r.tags[tags.MUNICIPALITY] in
+                     by_municipality}
     out: list[tuple[str, str | None]] = []
     for r in resources:
         (dest,) = ipv4_networks([r.props.get("destinationCidrBlock")]) or (None,)
@@ -191,10 +194,11 @@ def _routes_into_others(resources: Sequence[Item]) -> list[tuple[str, str | None
             for table in ids.of(r, "transitGatewayRouteTableId"):
                 if table not in owner_of_table:
                     continue
-                whom, others = owner_of_table[table]
-                own = by_municipality.get(whom.split()[1], [])
+                code, others = owner_of_table[table]
+                own = by_municipality.get(code, [])
                 for other, net in _foreign(dest, own, others):
-                    out.append((f"the table of {whom} routes {dest}, which overlaps {net} of "
+                    out.append((f"the table of municipality {code} routes {dest}, which "
+                                f"overlaps {net} of "
                                 f"{other}: route only to your own ranges and the cloud's",
                                 r.urn))
         elif r.type == ROUTE:
@@ -361,16 +365,12 @@ def check_balancer_reaches_targets(resources: Sequence[Item]) -> list[tuple[str,
 
 
 def _ingress_cidrs(item: Item, ids: Identities) -> tuple[set[str], list[str]]:
-    """The groups (URNs, or ids outside the stack) ``item`` opens and the IPv4 ranges it admits."""
-    if item.type == SG:
-        rules = [r for r in item.props.get("ingress") or [] if isinstance(r, Mapping)]
-        return {item.urn}, [str(c) for r in rules for c in r.get("cidrBlocks") or []]
-    if item.type == SG_RULE and item.props.get("type") == "ingress":
-        return (ids.of(item, "securityGroupId"),
-                [str(c) for c in item.props.get("cidrBlocks") or []])
-    if item.type == SG_INGRESS and item.known("cidrIpv4"):
-        return ids.of(item, "securityGroupId"), [str(item.props["cidrIpv4"])]
-    return set(), []
+    """The groups (URNs, or ids outside the stack) ``item`` opens and the ranges it admits."""
+    rules = ingress_rules(item.type, item.props)
+    if not rules:
+        return set(), []
+    groups = {item.urn} if item.type == SG else ids.of(item, "securityGroupId")
+    return groups, [str(c) for r in rules for c in r.get("cidrBlocks") or [] if c]
 
 
 def check_ingress_from_tenants(resources: Sequence[Item]) -> list[tuple[str, str | None]]:
