@@ -205,6 +205,7 @@ def main(args: argparse.Namespace) -> int:
     from municloud.cloud import stacks
     from municloud.cloud.config import ConfigError
     from municloud.cloud.engine import AnalyzerError
+    from municloud.cloud.mockrun import DEFAULT_REGION
     from municloud.cloud.policies import account_collisions, items_of, run_policy_pack
 
     try:
@@ -212,7 +213,7 @@ def main(args: argparse.Namespace) -> int:
         preview = stacks.run(stack, preview=True)
         graph = stacks.run(stack)
         others = [stacks.resolve(ref) for ref in args.same_account]
-        regions = {s.ref: str(s.config.get("aws:region", "ap-northeast-1"))
+        regions = {s.ref: str(s.config.get("aws:region", DEFAULT_REGION))
                    for s in (stack, *others)}
         if len(set(regions.values())) > 1:
             raise ConfigError("--same-account is for stacks in one account and region; these "

@@ -209,6 +209,20 @@ AUTOSCALING_ROLE = "AWSServiceRoleForAutoScaling"
 DETECTOR = "aws:guardduty/detector:Detector"
 
 
+def ingress_rules(resource_type: str, props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """What a resource admits, as rules with ``cidrBlocks`` / ``ipv6CidrBlocks``: a group's
+    inline ``ingress``, an ingress ``SecurityGroupRule``, or a ``SecurityGroupIngressRule``
+    (one range of each family). Nothing for any other resource."""
+    if resource_type == SG:
+        return [r for r in props.get("ingress") or [] if isinstance(r, Mapping)]
+    if resource_type == SG_RULE and props.get("type") == "ingress":
+        return [props]
+    if resource_type == SG_INGRESS:
+        return [{"cidrBlocks": [props.get("cidrIpv4")],
+                 "ipv6CidrBlocks": [props.get("cidrIpv6")]}]
+    return []
+
+
 def ipv4_networks(cidrs: Iterable[Any]) -> list[ipaddress.IPv4Network]:
     """The IPv4 ranges among ``cidrs``; unknowns, IPv6 and non-ranges left out."""
     out = []

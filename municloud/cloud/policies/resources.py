@@ -18,13 +18,11 @@ from municloud.cloud.policies.model import (
     FIREWALL_POLICY,
     FIREWALL_RULES,
     RDS,
-    SG,
-    SG_INGRESS,
-    SG_RULE,
     TGW,
     TGW_PROPAGATION,
     TGW_VPC_ATTACHMENT,
     VPN,
+    ingress_rules,
     is_list,
     is_set,
     is_true,
@@ -64,14 +62,7 @@ def check_tags(resource_type: str, props: Mapping[str, Any]) -> list[str]:
 
 def check_no_open_ingress(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     """No security group admits the whole internet (0.0.0.0/0 or ::/0)."""
-    rules: list[Mapping[str, Any]] = []
-    if resource_type == SG:
-        rules = [r for r in props.get("ingress") or [] if isinstance(r, Mapping)]
-    elif resource_type == SG_RULE and props.get("type") == "ingress":
-        rules = [props]
-    elif resource_type == SG_INGRESS:
-        rules = [{"cidrBlocks": [props.get("cidrIpv4")],
-                  "ipv6CidrBlocks": [props.get("cidrIpv6")]}]
+    rules = ingress_rules(resource_type, props)
     out = []
     admitted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for rule in rules:
