@@ -19,7 +19,16 @@ configuration is small on purpose:
 - only ports 80 and 443, and CONNECT (a TLS tunnel) only to 443; everything else is denied;
 - no cache (``cache deny all``); the client's internal address is not sent on
   (``forwarded_for delete``);
-- an access log whose every line carries the client address (its municipality's segment).
+- an access log whose every line carries the client address and its municipality's code: one
+  ``acl from_<code>`` per municipality and ``note municipality <code> from_<code>``, logged with
+  ``%{municipality}note``; each line ends in ``municipality=<code> client=<address>``
+  (``municipality=-`` for a client of no municipality, e.g. one refused).
+
+The project's ``proxy`` Ansible role (roles/proxy, through plugins/filter/proxy.py) renders its
+configuration here too, for the lab's proxy (:func:`host_policy`) and for the cloud's instances
+found by the ``amazon.aws.aws_ec2`` inventory (:func:`fleet_policy`), and adds what only the
+Ansible inventory says (:func:`with_sites`): the α' municipalities' LGWAN terminals and their
+approved cloud destinations, and the prefecture's deny list and allow list.
 
 Everything here is known when the program runs (the inventories), so the user data is a plain
 string at preview too, not an Output.
@@ -33,8 +42,9 @@ from __future__ import annotations
 import base64
 import gzip
 import ipaddress
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from municloud.inventory import Prefecture
 
@@ -55,6 +65,18 @@ class Range:
 
     net: Net
     label: str
+    municipality: str = ""  # the 6-digit code of the municipality whose range it is, if any
+
+
+@dataclass(frozen=True)
+class Approved:
+    """α' (alpha_prime): a municipality's LGWAN terminals and the cloud services approved for
+    them (flow ``lgwan-terminals-to-approved-cloud``); they may use the proxy for these only."""
+
+    municipality: str  # 6-digit code
+    label: str
+    terminals: tuple[Range, ...]
+    sites: tuple[str, ...]  # see :func:`site_kind`
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,11 @@ class Policy:
     port: int
     clients: tuple[Range, ...]
     denied: tuple[Denied, ...]
+    approved: tuple[Approved, ...] = ()
+    # The prefecture's lists (see :func:`with_sites`): denied to everyone; and, when not empty,
+    # the only sites the internet segments may reach.
+    deny_sites: tuple[str, ...] = ()
+    allow_sites: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +112,8 @@ class Files:
     access_log: str
     cache_log: str
     coredump_dir: str
+    # squid's own hosts file (static names for sites without DNS, e.g. the lab); None: /etc/hosts
+    hosts_file: str | None = None
 
 
 # The paths of Debian 12's squid package (its own defaults, written out).
@@ -103,7 +132,7 @@ def fleet_policy(prefecture: Prefecture, served: Sequence[Prefecture], port: int
     from municloud.cloud.security_cloud import inspection_vpc_ranges, proxy_clients
 
     p = prefecture
-    clients = tuple(Range(net, f"{m.name_romaji} ({m.code}) internet segment")
+    clients = tuple(Range(net, f"{m.name_romaji} ({m.code}) internet segment", m.code)
                     for m, net in proxy_clients(p))
     if not clients:
         raise ConfigError(
@@ -135,6 +164,134 @@ def fleet_policy(prefecture: Prefecture, served: Sequence[Prefecture], port: int
     )
 
 
+def host_policy(prefecture: Prefecture, host: str, port: int,
+                extra_denied: Sequence[Net] = ()) -> Policy:
+    """The policy of the proxy ``host`` of the inventory (a host with ``municloud_role: proxy``,
+    such as the lab's): the same clients as :func:`fleet_policy`; denied destinations are every
+    municipality's segments, the shared networks but ``internet`` (that one stands for the
+    internet itself, where the proxy's outside leg is), the host's own addresses and
+    ``extra_denied`` (e.g. another prefecture's networks in a wide-area security cloud)."""
+    from municloud.cloud.config import ConfigError
+    from municloud.segments import SharedNetwork
+
+    p = prefecture
+    found = [h for h in p.hosts if h.name == host]
+    if not found:
+        raise ConfigError(f"{host}: not a host of the inventory of {p.name_romaji} ({p.code})")
+    me = found[0]
+    base = fleet_policy(p, [p], port)
+    municipalities = next(d for d in base.denied if d.acl == "to_municipalities")
+    shared = tuple(Range(net.cidr, f"{p.name_romaji} ({p.code}) shared network {kind.value}")
+                   for kind, net in p.shared_networks.items() if kind is not SharedNetwork.INTERNET)
+    own = tuple(Range(Net(f"{a}/32"), f"{me.name} on {net}") for net, a in me.addresses.items()
+                if not any(a in r.net for r in (*municipalities.ranges, *shared)))
+    denied = [municipalities,
+              Denied("to_shared_networks", "the prefecture's shared networks but the internet",
+                     shared),
+              Denied("to_proxy_host", "the proxy host itself",
+                     (Range(LOOPBACK, "loopback"), *own))]
+    if extra_denied:
+        denied.append(Denied("to_extra", "further ranges the inventory denies "
+                             "(proxy_denied_networks)",
+                             tuple(Range(n, "proxy_denied_networks") for n in extra_denied)))
+    return replace(base, title=f"web proxy {me.name} of {p.name_ja} ({p.name_romaji}, {p.code})",
+                   hostname=me.name, denied=tuple(denied))
+
+
+_DOMAIN = re.compile(r"^\.?(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
+
+
+def site_kind(site: str) -> str:
+    """``dstdomain`` for a host name (``example.jp``: that host only) or a domain with a leading
+    dot (``.example.jp``: it and every name under it); ``dst`` for an IPv4 address or range.
+    ValueError for anything else."""
+    try:
+        ipaddress.IPv4Network(site, strict=True)
+    except ValueError:
+        if _DOMAIN.match(site) and len(site) <= 253:
+            return "dstdomain"
+        raise ValueError(f"{site!r} is neither a host name (lower case, e.g. "
+                         "updates.example.jp), a domain (.example.jp) nor an IPv4 address or "
+                         "range (203.0.113.0/24)") from None
+    return "dst"
+
+
+def _check_sites(what: str, sites: Sequence[str]) -> tuple[str, ...]:
+    problems = []
+    for site in sites:
+        try:
+            site_kind(site)
+        except ValueError as exc:
+            problems.append(str(exc))
+    domains = [s for s in sites if not problems and site_kind(s) == "dstdomain"]
+    for a in domains:
+        for b in domains:
+            # squid keeps one of two overlapping names and warns: refuse it here instead
+            if a != b and a.startswith(".") and (b == a[1:] or b.endswith(a)):
+                problems.append(f"{b!r} is already covered by {a!r}")
+    if len(set(sites)) != len(sites):
+        problems.append("a site is listed twice")
+    if problems:
+        raise ValueError(f"{what}: " + "; ".join(problems))
+    return tuple(sites)
+
+
+def with_sites(policy: Policy, prefecture: Prefecture,
+               approved: Mapping[str, Sequence[str]] | None = None,
+               deny_sites: Sequence[str] = (), allow_sites: Sequence[str] = ()) -> Policy:
+    """``policy`` with what only the Ansible inventory says:
+
+    - ``approved``: municipality code -> the cloud destinations approved for its LGWAN
+      terminals; only α' (alpha_prime) municipalities may have any (ValueError otherwise);
+    - ``deny_sites``: refused to every client, whatever else allows them;
+    - ``allow_sites``: when empty, the internet segments may reach every site but the deny list;
+      when not, only these (still minus the deny list). α' LGWAN terminals reach only their
+      approved destinations, whatever this list says.
+
+    Sites are host names, domains (leading dot) or IPv4 ranges (:func:`site_kind`)."""
+    from municloud.segments import GuidelineModel, HostRole, Segment
+
+    by_code = {m.code: m for m in prefecture.municipalities}
+    entries = []
+    for code, sites in sorted((approved or {}).items()):
+        if not sites:
+            continue
+        m = by_code.get(code)
+        if m is None:
+            raise ValueError(f"approved destinations for {code}: no municipality of "
+                             f"{prefecture.name_romaji} has that code")
+        if m.model is not GuidelineModel.ALPHA_PRIME:
+            raise ValueError(
+                f"{m.name_romaji} ({code}, group {m.group}) is of model {m.model.value}: only α' "
+                "(alpha_prime) municipalities' LGWAN terminals may use the proxy; remove "
+                f"proxy_approved_destinations from its group_vars")
+        terminals = tuple(Range(Net(f"{a}/32"), f"{h.name}", code) for h in m.hosts
+                          if h.role is HostRole.TERMINAL and h.segment is Segment.LGWAN
+                          for a in h.addresses.values())
+        label = f"{m.name_romaji} ({code}) LGWAN terminals"
+        what = f"the approved destinations of {label} (proxy_approved_destinations)"
+        entries.append(Approved(code, label, terminals, _check_sites(what, list(sites))))
+    return replace(policy, approved=tuple(entries),
+                   deny_sites=_check_sites("the deny list (proxy_deny_list)", list(deny_sites)),
+                   allow_sites=_check_sites("the allow list (proxy_allow_list)", list(allow_sites)))
+
+
+def _site_acl(name: str, sites: Sequence[str]) -> list[str]:
+    """ACL ``name`` matching any of ``sites`` (names by the URL's host, without a reverse
+    lookup; addresses by where the name resolves)."""
+    domains = [s for s in sites if site_kind(s) == "dstdomain"]
+    nets = [s for s in sites if site_kind(s) == "dst"]
+    parts: list[tuple[str, str, list[str]]] = []
+    if domains:
+        parts.append((f"{name}_names" if nets else name, "dstdomain -n", domains))
+    if nets:
+        parts.append((f"{name}_addresses" if domains else name, "dst", nets))
+    out = [f"acl {acl} {kind} {s}" for acl, kind, values in parts for s in values]
+    if len(parts) == 2:
+        out.append(f"acl {name} any-of {parts[0][0]} {parts[1][0]}")
+    return out
+
+
 def _acl(name: str, kind: str, ranges: Sequence[Range]) -> list[str]:
     nets = [r.net for r in ranges]
     for i, a in enumerate(nets):
@@ -156,38 +313,63 @@ def render(policy: Policy, address: ipaddress.IPv4Address | None = None,
     listen = f"{address}:{policy.port}" if address else str(policy.port)
     lines = [
         f"# squid.conf of the {policy.title}.",
-        "# Rendered by municloud (municloud/cloud/squid.py) from the inventories the stack",
-        "# serves, and written by the launch template's user data. Not edited by hand: a change",
-        "# here is a change of the inventories or of that module.",
+        "# Rendered by municloud (municloud/cloud/squid.py) from the inventories. Not edited by",
+        "# hand: a change here is a change of the inventories or of that module.",
         "",
         f"http_port {listen}",
         f"visible_hostname {policy.hostname}",
         "",
         "# Who may use the proxy: the internet segments of the prefecture's municipalities (the",
-        "# same ranges as the proxies' security group).",
+        "# same ranges as the cloud proxies' security group).",
         *_acl("municipality_clients", "src", policy.clients),
-        "",
-        "# Where nobody may go.",
     ]
+    for a in policy.approved:
+        lines += ["", f"# α': {a.label} may reach the cloud services approved for them, only",
+                  *_acl(f"lgwan_terminals_{a.municipality}", "src", a.terminals),
+                  *_site_acl(f"approved_{a.municipality}", a.sites)]
+    # whose each client is, for the log: one acl and one note per municipality
+    sources: dict[str, list[Range]] = {}
+    for r in (*policy.clients, *(t for a in policy.approved for t in a.terminals)):
+        if r.municipality:
+            sources.setdefault(r.municipality, []).append(r)
+    if sources:
+        lines += ["", "# The municipality of each client, named on its access log lines",
+                  "# (%{municipality}note)."]
+        for code, ranges in sources.items():
+            lines += [*_acl(f"from_{code}", "src", ranges),
+                      f"note municipality {code} from_{code}"]
+    lines += ["", "# Where nobody may go."]
     for d in policy.denied:
         lines += [f"# {d.acl}: {d.why}", *_acl(d.acl, "dst", d.ranges)]
     lines += [
         "# link-local: the instance metadata service (169.254.169.254) and AWS's other",
         "# instance services",
         f"acl to_link_local dst {LINK_LOCAL}",
+    ]
+    if policy.deny_sites:
+        lines += ["# the prefecture's deny list: refused to everyone",
+                  *_site_acl("deny_list", policy.deny_sites)]
+    if policy.allow_sites:
+        lines += ["# the prefecture's allow list: the only sites the internet segments may reach",
+                  *_site_acl("allow_list", policy.allow_sites)]
+    lines += [
         "",
         f"acl web_ports port {' '.join(str(p) for p in WEB_PORTS)}",
         f"acl tls_port port {TLS_PORT}",
         "acl connect_method method CONNECT",
         "",
         "# First match wins.",
-        "http_access deny !municipality_clients",
         "# squid's cache manager (the predefined acl manager) is nobody's business here",
         "http_access deny manager",
         "http_access deny !web_ports",
         "http_access deny connect_method !tls_port",
         *(f"http_access deny {d.acl}" for d in policy.denied),
         "http_access deny to_link_local",
+        *(["http_access deny deny_list"] if policy.deny_sites else []),
+        *(f"http_access allow lgwan_terminals_{a.municipality} approved_{a.municipality}"
+          for a in policy.approved),
+        "http_access deny !municipality_clients",
+        *(["http_access deny !allow_list"] if policy.allow_sites else []),
         "http_access allow municipality_clients",
         "http_access deny all",
         "",
@@ -195,18 +377,19 @@ def render(policy: Policy, address: ipaddress.IPv4Address | None = None,
         "cache deny all",
         "# The client's internal address stays inside (no X-Forwarded-For to the sites).",
         "forwarded_for delete",
+        "# No ICMP measurements (netdb): nothing here uses them, and the helper needs raw sockets.",
+        "pinger_enable off",
         "",
-        "# Every line carries the client address (%>a), which lies in one municipality's",
-        "# internet segment (the acl municipality_clients above says whose). The line does not",
-        "# name the municipality's code; the project's proxy Ansible role is where that is to",
-        "# be added (no such role exists in roles/ at the time of writing).",
         "# Fields: time, duration (ms), client address, result/status, bytes, method, URL,",
-        "# hierarchy/server address, content type.",
-        "logformat municloud %ts.%03tu %6tr %>a %Ss/%03>Hs %<st %rm %ru %Sh/%<a %mt",
+        "# hierarchy/server address, content type, then municipality=<code> (- when the client",
+        "# is no municipality's) and client=<address>: the central log reads these two.",
+        "logformat municloud %ts.%03tu %6tr %>a %Ss/%03>Hs %<st %rm %ru %Sh/%<a %mt "
+        "municipality=%{municipality}note client=%>a",
         f"access_log daemon:{files.access_log} municloud",
         f"cache_log {files.cache_log}",
         f"pid_filename {files.pid_file}",
         f"coredump_dir {files.coredump_dir}",
+        *([f"hosts_file {files.hosts_file}"] if files.hosts_file else []),
     ]
     return "\n".join(lines) + "\n"
 

@@ -70,8 +70,11 @@ systemctl enable municloud-ssh-hostkeys.service ssh.service >/dev/null
 mkdir -p /etc/systemd/system/auditd.service.d
 printf '[Unit]\nConditionVirtualization=!container\n' \
   > /etc/systemd/system/auditd.service.d/municloud-container.conf
-# nginx (roles update_relay, lab_vendor) is in the image for every host; only those roles start it.
-systemctl disable nginx.service >/dev/null 2>&1 || true
+# The roles' daemons are in the image for every host; only the roles that serve them start them:
+# nginx (update_relay, lab_vendor), squid (proxy), xrdp (screen_transfer), ulogd2 (the gateways'
+# drop log, log_forwarding). Left enabled, every host would listen on 3128 and 3389.
+systemctl disable nginx.service squid.service xrdp.service xrdp-sesman.service ulogd2.service \
+  >/dev/null 2>&1 || true
 systemctl mask getty@tty1.service console-getty.service systemd-udevd.service \
   systemd-udev-trigger.service systemd-modules-load.service sys-kernel-debug.mount \
   sys-kernel-tracing.mount systemd-remount-fs.service >/dev/null 2>&1 || true

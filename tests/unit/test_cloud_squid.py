@@ -353,7 +353,10 @@ def _site(address: str, port: int) -> Site:
 class LoopbackProxy:
     """A squid in the foreground on loopback, with the renderer's configuration for test ranges:
     ``client`` is a municipality's internet segment, ``municipality`` a host in a municipality's
-    range, ``internet`` a host in no range of the cloud, ``outsider`` no municipality's."""
+    range, ``internet`` a host in no range of the cloud, ``outsider`` no municipality's,
+    ``lgwan`` an α' municipality's LGWAN terminal. Names (squid's own hosts file) all lead to
+    ``internet``: APPROVED is that municipality's approved cloud service, BLOCKED is on the deny
+    list, ALLOWED on neither (or on the allow list, when a test gives one)."""
 
     address: str
     port: int
@@ -361,6 +364,7 @@ class LoopbackProxy:
     outsider: str
     municipality: str
     internet: str
+    lgwan: str
     sites: dict[str, Site]
     access_log: Path
     process: subprocess.Popen[bytes]
@@ -391,6 +395,11 @@ class LoopbackProxy:
             return s.makefile("rb").readline().decode().strip()
 
 
+TEST_CODE = "319991"  # the test municipality's code, on its log lines
+APPROVED, BLOCKED, ALLOWED = ("approved.test.invalid", "blocked.test.invalid",
+                              "allowed.test.invalid")
+
+
 def _loopback_net() -> Net:
     """A /24 of 127.0.0.0/8 for this run (127.0.0.0/24 left alone), so that parallel runs do not
     meet on the web servers' ports 80 and 443."""
@@ -404,12 +413,14 @@ def _free_port(address: str) -> int:
 
 
 @pytest.fixture
-def loopback_proxy(tmp_path: Path) -> Iterator[LoopbackProxy]:
+def loopback_proxy(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LoopbackProxy]:
+    """Indirect parameter (optional): {"allow_sites": (...)}, the prefecture's allow list."""
     need_squid()
+    allow_sites = tuple(getattr(request, "param", {}).get("allow_sites", ()))
     sites: dict[str, Site] = {}
     for _ in range(5):
         net = _loopback_net()
-        client, municipality, internet, outsider = (str(a) for a in list(net.hosts())[:4])
+        client, municipality, internet, outsider, lgwan = (str(a) for a in list(net.hosts())[:5])
         try:
             for name, address, port in (("municipality", municipality, 80),
                                         ("internet", internet, 80),
@@ -432,9 +443,15 @@ def loopback_proxy(tmp_path: Path) -> Iterator[LoopbackProxy]:
     # The production policy with its ranges replaced by the test's: the same renderer.
     policy = replace(
         squid.fleet_policy(p, [p], port),
-        clients=(squid.Range(Net(f"{client}/32"), "test municipality's internet segment"),),
+        clients=(squid.Range(Net(f"{client}/32"), "test municipality's internet segment",
+                             TEST_CODE),),
         denied=(squid.Denied("to_municipalities", "a test municipality's range",
                              (squid.Range(Net(f"{municipality}/32"), "test municipality"),)),),
+        approved=(squid.Approved(TEST_CODE, "test municipality's LGWAN terminals",
+                                 (squid.Range(Net(f"{lgwan}/32"), "LGWAN terminal", TEST_CODE),),
+                                 (APPROVED,)),),
+        deny_sites=(BLOCKED,),
+        allow_sites=allow_sites,
     )
     # squid gives up root for its effective user (Debian's: proxy), which cannot enter
     # pytest's tmp_path (the base is 0700 root's): its pid file and logs live in a directory
@@ -443,12 +460,15 @@ def loopback_proxy(tmp_path: Path) -> Iterator[LoopbackProxy]:
     if os.geteuid() == 0:
         proxy_user = pwd.getpwnam("proxy")
         os.chown(run, proxy_user.pw_uid, proxy_user.pw_gid)
+    (run / "hosts").write_text("".join(f"{internet} {name}\n"
+                                       for name in (APPROVED, BLOCKED, ALLOWED)))
     files = squid.Files(pid_file=str(run / "squid.pid"), access_log=str(run / "access.log"),
-                        cache_log=str(run / "cache.log"), coredump_dir=str(run))
+                        cache_log=str(run / "cache.log"), coredump_dir=str(run),
+                        hosts_file=str(run / "hosts"))
     config = squid.render(policy, address=ipaddress.IPv4Address(address), files=files)
-    # Test harness only: squid's DNS sockets on loopback too, no ICMP helper.
+    # Test harness only: squid's DNS sockets on loopback too.
     config += "\n".join(["", f"udp_incoming_address {address}", f"udp_outgoing_address {address}",
-                         "dns_nameservers 127.0.0.1", "pinger_enable off", ""])
+                         "dns_nameservers 127.0.0.1", ""])
     conf = tmp_path / "squid.conf"
     conf.write_text(config, encoding="utf-8")
     # A service name of its own: squid names its shared memory (/dev/shm/<name>-*) after it,
@@ -456,7 +476,7 @@ def loopback_proxy(tmp_path: Path) -> Iterator[LoopbackProxy]:
     service = f"municloudtest{net.network_address.packed[1]}x{net.network_address.packed[2]}"
     process = subprocess.Popen([SQUID, "-N", "-n", service, "-f", str(conf)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proxy = LoopbackProxy(address, port, client, outsider, municipality, internet, sites,
+    proxy = LoopbackProxy(address, port, client, outsider, municipality, internet, lgwan, sites,
                           run / "access.log", process)
     try:
         deadline = time.monotonic() + 20
@@ -522,3 +542,49 @@ def test_loopback_squid_relays_the_internet_and_nothing_else(
     assert by_url[("GET", f"http://{proxy.internet}/outsider", proxy.outsider)] == \
         "TCP_DENIED/403"
     assert by_url[("CONNECT", f"{proxy.municipality}:443", proxy.client)] == "TCP_DENIED/403"
+
+    # every line names the municipality of its client (- for none) and the client, at its end
+    assert all(f[-2:] == [f"municipality={TEST_CODE}", f"client={proxy.client}"]
+               for f in lines if f[2] == proxy.client), log
+    assert [f[-2:] for f in lines if f[2] == proxy.outsider] == [
+        ["municipality=-", f"client={proxy.outsider}"]]
+
+
+def _log(proxy: LoopbackProxy) -> dict[tuple[str, str], list[str]]:
+    """(client, URL) -> the fields of its access log line (squid stopped first: flushed)."""
+    proxy.stop()
+    return {(f[2], f[6]): f for f in (line.split() for line in
+                                      proxy.access_log.read_text().splitlines())}
+
+
+def test_loopback_squid_lgwan_terminals_reach_only_their_approved_service(
+        loopback_proxy: LoopbackProxy) -> None:
+    """α': the LGWAN terminal reaches its approved service by name, nothing else (not the same
+    address under another name, nor by address); the deny list wins over everything; the
+    internet segment reaches every name but the deny list."""
+    proxy = loopback_proxy
+    assert proxy.get(f"http://{APPROVED}/cloud", proxy.lgwan).status == 200
+    assert _denied_by_squid(proxy.get(f"http://{ALLOWED}/web", proxy.lgwan))
+    assert _denied_by_squid(proxy.get(f"http://{proxy.internet}/by-address", proxy.lgwan))
+    assert proxy.get(f"http://{ALLOWED}/web").status == 200
+    assert _denied_by_squid(proxy.get(f"http://{BLOCKED}/blocked"))
+    assert proxy.sites["internet"].seen == ["/cloud", "/web"]
+    log = _log(proxy)
+    assert log[(proxy.lgwan, f"http://{APPROVED}/cloud")][3] == "TCP_MISS/200"
+    assert log[(proxy.lgwan, f"http://{ALLOWED}/web")][3] == "TCP_DENIED/403"
+    assert log[(proxy.client, f"http://{BLOCKED}/blocked")][3] == "TCP_DENIED/403"
+    # the LGWAN terminal's lines name its municipality too, allowed or refused
+    assert {f[-2] for (client, _), f in log.items() if client == proxy.lgwan} == {
+        f"municipality={TEST_CODE}"}
+
+
+@pytest.mark.parametrize("loopback_proxy", [{"allow_sites": (ALLOWED,)}], indirect=True)
+def test_loopback_squid_with_an_allow_list_reaches_only_it(loopback_proxy: LoopbackProxy) -> None:
+    """A non-empty allow list: the internet segment reaches the sites on it and nothing else;
+    the approved service stays the α' terminals' own (the allow list does not narrow it)."""
+    proxy = loopback_proxy
+    assert proxy.get(f"http://{ALLOWED}/listed").status == 200
+    assert _denied_by_squid(proxy.get(f"http://{APPROVED}/not-listed"))
+    assert _denied_by_squid(proxy.get(f"http://{proxy.internet}/by-address"))
+    assert proxy.get(f"http://{APPROVED}/cloud", proxy.lgwan).status == 200
+    assert proxy.sites["internet"].seen == ["/listed", "/cloud"]
