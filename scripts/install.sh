@@ -6,13 +6,15 @@
 #     for the acceptance tests' ICMP probes, zbarimg (zbar-tools) to read back enrolment QR codes;
 #     gpg (gnupg) to make the lab update relay's vendor and platform keys; squid, whose
 #     `squid -k parse` checks the proxies' rendered configuration and which the unit tests run
-#     in the foreground on loopback (never as this machine's daemon: see below);
+#     in the foreground on loopback (never as this machine's daemon: see below); libmagic1 for
+#     the sanitiser's unit tests (python-magic), poppler-utils (pdftotext, pdfinfo) and qpdf to
+#     read the PDFs it rebuilds;
 #   - a virtual environment in .venv with the project and its dev tools (pyproject.toml).
 # Run as root (the lab needs root for Docker and debootstrap). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(docker.io debootstrap iptables openssh-client python3-venv nftables graphviz iputils-ping zbar-tools gnupg squid)
+DEBIAN_PACKAGES=(docker.io debootstrap iptables openssh-client python3-venv nftables graphviz iputils-ping zbar-tools gnupg squid libmagic1 poppler-utils qpdf)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
