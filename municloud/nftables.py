@@ -14,9 +14,10 @@ hook, so this table's drop stands whatever other tables say.
 
 * **Gateway**: ``forward`` (policy drop) allows each concrete flow that crosses the gateway, with a
   counter and a comment naming the flow, then logs drops per zone pair at a limited rate with the
-  prefix ``municloud drop <municipality code> <from>><to>``; ``input`` and ``output`` (policy
-  drop) let the gateway itself be reached by management only, and send only its own flows
-  (its drop log).
+  prefix ``municloud drop <municipality code> <from>><to>``, twice: to the kernel log and to
+  the NFLOG group ``DROP_LOG_GROUP``, which ulogd2 on the gateway writes to its syslog for the
+  central log (roles/log_forwarding); ``input`` and ``output`` (policy drop) let the gateway
+  itself be reached by management only, and send only its own flows (its drop log).
 * **Any other host**: ``input`` (policy drop) accepts what the policy lets reach the host:
   management (SSH and health checks of its services) and the flows whose destination it is. Its
   output is not filtered here: the gateway filters what leaves a segment.
@@ -40,6 +41,10 @@ from municloud.segments import Segment, SharedNetwork
 TABLE = "inet municloud"
 LOG_PREFIX = "municloud drop"
 DEFAULT_LOG_LIMIT = "5/second burst 10 packets"
+# The NFLOG group of a gateway's drop log: each drop rule logs twice, to the kernel log and to
+# this group, where ulogd2 (roles/log_forwarding) reads it and writes it to the gateway's syslog,
+# which forwards it to the central log. roles/log_forwarding/vars/main.yml names the same group.
+DROP_LOG_GROUP = 10
 
 IPv4Network = ipaddress.IPv4Network
 
@@ -124,8 +129,11 @@ def _stateful(iface: str | None) -> list[str]:
     return [*lines, "ct state established,related accept", "ct state invalid counter drop"]
 
 
-def _drop_log(match: str, code: str, pair: str, limit: str) -> str:
-    return f'{match} counter limit rate {limit} log prefix "{LOG_PREFIX} {code} {pair} " drop'
+def _drop_log(match: str, code: str, pair: str, limit: str, group: int | None = None) -> str:
+    """Count, log (kernel log; with ``group``, also to that NFLOG group) and drop."""
+    prefix = f'prefix "{LOG_PREFIX} {code} {pair} "'
+    nflog = f" log group {group} {prefix}" if group is not None else ""
+    return f"{match} counter limit rate {limit} log {prefix}{nflog} drop"
 
 
 # The text depends on the policy only, never on the order of keys in the inventory (AWX, or a
@@ -181,6 +189,10 @@ def gateway_ruleset(prefecture: Prefecture, group: str, log_limit: str = DEFAULT
     zones = _zones_of(prefecture, m)
     management = _management_set(prefecture, gw.name)
 
+    def drop(match: str, pair: str) -> str:
+        # A gateway's drops go to the kernel log and to its NFLOG group (the central log).
+        return _drop_log(match, m.code, pair, log_limit, DROP_LOG_GROUP)
+
     forward: list[str] = _stateful(None)
     for a in allows:
         if a.flow.source is Zone.MANAGEMENT or not a.crosses_gateway:
@@ -205,15 +217,8 @@ def gateway_ruleset(prefecture: Prefecture, group: str, log_limit: str = DEFAULT
     for src in zones:
         for dst in zones:
             if src != dst:
-                forward.append(
-                    _drop_log(
-                        f"ip saddr @zone_{src} ip daddr @zone_{dst}",
-                        m.code,
-                        f"{src}>{dst}",
-                        log_limit,
-                    )
-                )
-    forward.append(_drop_log("meta nfproto ipv4", m.code, "other>other", log_limit))
+                forward.append(drop(f"ip saddr @zone_{src} ip daddr @zone_{dst}", f"{src}>{dst}"))
+    forward.append(drop("meta nfproto ipv4", "other>other"))
 
     inbound: list[str] = [*_stateful("iif")]
     inbound += [
@@ -222,15 +227,15 @@ def gateway_ruleset(prefecture: Prefecture, group: str, log_limit: str = DEFAULT
         "ip saddr @management icmp type echo-request counter accept "
         'comment "management-ssh (ping)"',
     ]
-    inbound += [_drop_log(f"ip saddr @zone_{z}", m.code, f"{z}>gateway", log_limit) for z in zones]
-    inbound.append(_drop_log("meta nfproto ipv4", m.code, "other>gateway", log_limit))
+    inbound += [drop(f"ip saddr @zone_{z}", f"{z}>gateway") for z in zones]
+    inbound.append(drop("meta nfproto ipv4", "other>gateway"))
 
     outbound: list[str] = [*_stateful("oif")]
     for a in allows:
         if a.flow.source is Zone.GATEWAY:
             outbound += _flow_rules(a, _routed_addresses(m, a.destinations))
-    outbound += [_drop_log(f"ip daddr @zone_{z}", m.code, f"gateway>{z}", log_limit) for z in zones]
-    outbound.append(_drop_log("meta nfproto ipv4", m.code, "gateway>other", log_limit))
+    outbound += [drop(f"ip daddr @zone_{z}", f"gateway>{z}") for z in zones]
+    outbound.append(drop("meta nfproto ipv4", "gateway>other"))
 
     body = [
         *management,
@@ -329,4 +334,11 @@ def _table(title: str, body: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["DEFAULT_LOG_LIMIT", "RulesetError", "gateway_ruleset", "host_ruleset", "ruleset"]
+__all__ = [
+    "DEFAULT_LOG_LIMIT",
+    "DROP_LOG_GROUP",
+    "RulesetError",
+    "gateway_ruleset",
+    "host_ruleset",
+    "ruleset",
+]

@@ -21,6 +21,8 @@ from typing import Any
 
 from municloud import inventory, mfa
 from municloud.lab import engine, image, topology
+from municloud.lab import logs as lab_logs
+from municloud.lab import sanitiser as lab_sanitiser
 from municloud.lab import updates as lab_updates
 from municloud.lab.engine import LabError, docker, docker_json
 from municloud.lab.topology import LABEL, LabContainer, Topology
@@ -322,6 +324,8 @@ def write_lab_vars(prefecture: inventory.Prefecture, topo: Topology) -> None:
         "municloud_management:\n"
         + "".join(f"  - {a}\n" for a in topology.management_addresses(topo))
         + lab_updates.prepare(prefecture, state_dir(topo.lab))
+        + lab_sanitiser.prepare(prefecture, state_dir(topo.lab))
+        + lab_logs.prepare(prefecture, state_dir(topo.lab))
     )
     path = lab_vars_file(prefecture)
     if path.is_file() and path.read_text() == text:

@@ -70,6 +70,22 @@ def test_gateway_forward_policy_drops_and_names_each_flow() -> None:
     assert "table inet municloud {}\ndelete table inet municloud\n" in text  # atomic replace
 
 
+def test_gateway_drops_go_to_the_kernel_log_and_to_the_nflog_group() -> None:
+    """Every drop rule of a gateway logs twice with the same prefix: the kernel log (kept) and
+    the NFLOG group ulogd2 reads for the central log (roles/log_forwarding); other hosts' drop
+    rules log to the kernel log only."""
+    text = nftables.ruleset(PREFECTURES["sample"], "tottori-shi-gw")
+    drops = [line.strip() for line in text.splitlines() if line.strip().endswith(" drop")
+             and "log prefix" in line]
+    assert drops
+    for rule in drops:
+        prefix = rule.split("log prefix ", 1)[1].split('"')[1]
+        assert prefix.startswith("municloud drop 312011 "), rule
+        assert f'log group {nftables.DROP_LOG_GROUP} prefix "{prefix}" drop' in rule, rule
+    host = nftables.ruleset(PREFECTURES["sample"], "tottori-shi-lgwan-term")
+    assert "log prefix" in host and "log group" not in host
+
+
 def test_host_ruleset_accepts_its_flows_and_management_only() -> None:
     text = nftables.ruleset(PREFECTURES["sample"], "tottori-shi-update-relay")
     assert "chain input {\n\t\ttype filter hook input priority filter; policy drop;" in text
