@@ -32,8 +32,9 @@ import paramiko
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from labssh import ssh  # noqa: E402  (benchmarks/labssh.py)
+
 from municloud import inventory  # noqa: E402
-from municloud.inventory import Host  # noqa: E402
 from municloud.segments import HostRole, Segment, SharedNetwork  # noqa: E402
 
 FIGURES = REPO / "benchmarks" / "proxy.figures.md"
@@ -55,14 +56,6 @@ conn.close()
 print(json.dumps({"seconds": seconds, "ok": ok}))
 """
 
-
-def ssh(host: Host, key: Path, known_hosts: Path) -> paramiko.SSHClient:
-    client = paramiko.SSHClient()
-    client.load_host_keys(str(known_hosts))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(str(host.primary_address), username="root", key_filename=str(key),
-                   look_for_keys=False, allow_agent=False, timeout=10)
-    return client
 
 
 def loop(client: paramiko.SSHClient, *args: object) -> float:

@@ -35,13 +35,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import paramiko
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from labssh import run, ssh  # noqa: E402  (benchmarks/labssh.py)
+
 from municloud import inventory  # noqa: E402
-from municloud.inventory import Host  # noqa: E402
 from municloud.segments import HostRole, Segment  # noqa: E402
 
 FIGURES = REPO / "benchmarks" / "sanitiser.figures.md"
@@ -90,24 +89,6 @@ def mixed(count: int) -> dict[str, bytes]:
     return files
 
 
-def ssh(host: Host, key: Path, known_hosts: Path) -> paramiko.SSHClient:
-    client = paramiko.SSHClient()
-    client.load_host_keys(str(known_hosts))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(str(host.primary_address), username="root", key_filename=str(key),
-                   look_for_keys=False, allow_agent=False, timeout=10)
-    return client
-
-
-def run(client: paramiko.SSHClient, command: str, stdin: str | None = None) -> str:
-    channel_in, out, err = client.exec_command(command, timeout=1800)
-    if stdin is not None:
-        channel_in.write(stdin)
-    channel_in.channel.shutdown_write()
-    text, errors = out.read().decode(), err.read().decode()
-    if out.channel.recv_exit_status() != 0:
-        raise SystemExit(f"{command[:80]}...: {errors or text}")
-    return text
 
 
 def main() -> int:

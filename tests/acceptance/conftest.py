@@ -4,7 +4,9 @@
   :func:`municloud.inventory.load`, and every test that asks for ``lab_host`` runs once per host
   (test ids are the host names), or once per host of the roles named by
   ``@pytest.mark.roles("gateway", ...)`` / of the segments named by
-  ``@pytest.mark.segments("individual_number", ...)``.
+  ``@pytest.mark.segments("individual_number", ...)``; a test marked
+  ``@pytest.mark.requires_roles("log_collector", ...)`` runs on no host of an inventory without
+  a host of each of those roles (it is left out, like a test of a role the inventory lacks).
 * Every test that asks for ``probe`` runs once per pair of the reachability matrix
   (:func:`municloud.policy.matrix`: one test id per source, destination, service and expected
   outcome), with its clause.
@@ -69,10 +71,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "lab_host" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("roles")
         segments = metafunc.definition.get_closest_marker("segments")
-        hosts = [h for h in _prefecture(metafunc.config).hosts
+        required = metafunc.definition.get_closest_marker("requires_roles")
+        prefecture = _prefecture(metafunc.config)
+        present = {h.role.value for h in prefecture.hosts}
+        hosts = [h for h in prefecture.hosts
                  if (marker is None or h.role.value in marker.args)
                  and (segments is None or (h.segment is not None
-                                           and h.segment.value in segments.args))]
+                                           and h.segment.value in segments.args))
+                 and (required is None or set(required.args) <= present)]
         metafunc.parametrize("lab_host", hosts, ids=[h.name for h in hosts], scope="session")
     if "probe" in metafunc.fixturenames:
         probes = policy.matrix(_prefecture(metafunc.config))

@@ -40,6 +40,8 @@ SENDER_CA = "/etc/municloud/logs/ca.pem"  # what the senders trust (roles/log_fo
 SYSLOG_PORT = 6514  # the segment policy's `syslog` service (municloud/flows.py)
 WAIT_SECONDS = 60  # senders retry every 10 s; a restarted collector takes a few more
 CLAUSE = "segments.logs.central"
+# An inventory without a central log (e.g. tests/lab's tiny one) has nothing here to prove.
+pytestmark = pytest.mark.requires_roles("log_collector")
 
 
 # --- the hosts -----------------------------------------------------------------------------------
@@ -167,6 +169,7 @@ def test_a_gateways_drop_reaches_the_collector_under_its_municipality(
 @pytest.mark.clause(CLAUSE)
 @pytest.mark.roles("terminal")
 @pytest.mark.segments("internet")
+@pytest.mark.requires_roles("log_collector", "proxy", "vendor_update_source")
 def test_the_proxys_access_line_is_filed_under_the_clients_municipality(
     lab_host: Host, prefecture: Prefecture, run_as_root: Run, timezone: ZoneInfo
 ) -> None:

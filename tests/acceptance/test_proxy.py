@@ -107,6 +107,7 @@ def _log_lines(run_as_root: Run, proxy: Host, since: int, *needles: str) -> list
 @pytest.mark.clause("segments.internet.via-security-cloud")
 @pytest.mark.roles("terminal")
 @pytest.mark.segments("internet")
+@pytest.mark.requires_roles("proxy", "vendor_update_source")
 def test_internet_terminals_reach_the_web_only_through_the_proxy(
         host: testinfra.host.Host, lab_host: Host, prefecture: Prefecture, proxy: Host,
         proxy_url: str, sites: dict[str, str], run_as_root: Run) -> None:
@@ -149,22 +150,25 @@ def test_internet_terminals_reach_the_web_only_through_the_proxy(
 @pytest.mark.clause("segments.lgwan.approved-cloud")
 @pytest.mark.roles("terminal")
 @pytest.mark.segments("lgwan")
+@pytest.mark.requires_roles("proxy")
 def test_lgwan_terminals_reach_only_their_approved_cloud(
         host: testinfra.host.Host, lab_host: Host, prefecture: Prefecture, proxy: Host,
-        proxy_url: str, sites: dict[str, str], run_as_root: Run,
+        proxy_url: str, run_as_root: Run, request: pytest.FixtureRequest,
         host_vars: Callable[[str], dict[str, Any]]) -> None:
     town = prefecture.municipality(str(lab_host.municipality))
     client = str(lab_host.primary_address)
     approved = list(host_vars(lab_host.name).get("proxy_approved_destinations") or [])
-    since = _log_size(run_as_root, proxy)
-    other = f"http://{sites['allowed']}/"
-    rc, status, error = _get(host, other, proxy_url)
     if town.model is not GuidelineModel.ALPHA_PRIME:
         assert not approved
-        # refused by a firewall (no connection: curl's 000) or by squid (its 403)
+        # any site: refused by a firewall (no connection: curl's 000) or by squid (its 403)
+        rc, status, error = _get(host, "http://www.example.invalid/", proxy_url)
         assert status == "000" or (status, error) == ("403", "ERR_ACCESS_DENIED 0"), \
             f"{lab_host.name} ({town.model.value}) used the proxy: {status} {error}"
         return
+    sites: dict[str, str] = request.getfixturevalue("sites")
+    since = _log_size(run_as_root, proxy)
+    other = f"http://{sites['allowed']}/"
+    rc, status, error = _get(host, other, proxy_url)
     # α': its approved cloud service, and nothing else
     assert (status, error) == ("403", "ERR_ACCESS_DENIED 0"), \
         f"{lab_host.name}: {other} is not approved for {town.name_romaji}"
