@@ -16,10 +16,10 @@ Ansible resolved (``hostvars``, ``groups``; see plugins/filter/municloud.py) and
 
   Each α' municipality's approved destinations are read from its hosts'
   ``proxy_approved_destinations`` (its group_vars). A host of the model (``shared``, e.g. the
-  lab's ``sc-proxy``) gets :func:`~municloud.cloud.squid.host_policy` and listens on its
-  ``security_cloud`` address; any other host gets the fleet's policy
-  (:func:`~municloud.cloud.squid.fleet_policy`, as the launch template's user data) and listens
-  on every address, behind the cloud's load balancer.
+  lab's ``sc-proxy``) gets :func:`~municloud.cloud.squid.host_policy`; any other host gets the
+  fleet's policy (:func:`~municloud.cloud.squid.fleet_policy`, as the launch template's user
+  data). Both listen on every address: the host's firewall decides who reaches the port (the
+  reachability matrix proves each denial against a listening port).
 """
 
 from __future__ import annotations
@@ -95,11 +95,9 @@ def municloud_proxy_squid_conf(hostvars: Any, groups: Any, host: str,
                                  "such as 198.51.100.0/24)") from None
     port = p.services["proxy"].ports[0]
     me = next((h for h in p.hosts if h.name == host), None)
-    address = None
     try:
         if me is not None:
             policy = squid.host_policy(p, host, port, extra)
-            address = me.addresses.get("security_cloud")
         else:
             tagged = str(options.get("prefecture") or "")
             if tagged != p.code:
@@ -120,7 +118,7 @@ def municloud_proxy_squid_conf(hostvars: Any, groups: Any, host: str,
             _strings("proxy_allow_list", options.get("allow_list")))
         hosts_file = str(options.get("hosts_file") or "") or None
         files = replace(squid.DEBIAN, hosts_file=hosts_file)
-        return squid.render(policy, address, files)
+        return squid.render(policy, None, files)
     except (ConfigError, ValueError) as exc:
         raise AnsibleFilterError(f"{host}: {exc}") from None
 
