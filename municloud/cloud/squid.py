@@ -130,6 +130,7 @@ def fleet_policy(prefecture: Prefecture, served: Sequence[Prefecture], port: int
     # Imported here: security_cloud imports this module to build the launch template.
     from municloud.cloud.config import ConfigError
     from municloud.cloud.security_cloud import inspection_vpc_ranges, proxy_clients
+    from municloud.segments import SharedNetwork
 
     p = prefecture
     clients = tuple(Range(net, f"{m.name_romaji} ({m.code}) internet segment", m.code)
@@ -144,8 +145,12 @@ def fleet_policy(prefecture: Prefecture, served: Sequence[Prefecture], port: int
         for q in served for m in q.municipalities for segment, net in m.segments.items())
     shared = tuple(Range(net.cidr, f"{q.name_romaji} ({q.code}) shared network {kind.value}")
                    for q in served for kind, net in q.shared_networks.items())
+    # The inspection VPC is built from the lead's internet network; a prefecture without one
+    # (a lab such as tests/lab's tiny one) has no such VPC, and its shared networks are denied
+    # below anyway.
     vpc = tuple(Range(net, "inspection VPC, " + ("primary range" if i == 0 else "secondary range"))
-                for i, net in enumerate(inspection_vpc_ranges(served)))
+                for i, net in enumerate(inspection_vpc_ranges(served))
+                ) if SharedNetwork.INTERNET in served[0].shared_networks else ()
     return Policy(
         title=f"web proxies of {p.name_ja} ({p.name_romaji}, {p.code}) in security cloud "
               f"{p.security_cloud}",
