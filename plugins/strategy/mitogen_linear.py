@@ -4,11 +4,36 @@ ansible.cfg names this directory in ``strategy_plugins``, so the project does no
 the virtual environment lives. Where mitogen is not installed (e.g. an execution environment
 built without it) the ordinary ``linear`` strategy runs instead, with a warning: slower, same
 result.
+
+Why keep a third-party strategy: on the sample lab (31 hosts, 2 cores) it halves the idempotent
+rerun of site.yml against ansible-core's linear strategy over OpenSSH with pipelining
+(benchmarks/converge.figures.md): mitogen keeps one Python interpreter per host for the whole run,
+where OpenSSH starts one per task.
+
+ansible-core 2.19 prints a deprecation for every strategy outside ansible.builtin, on every run:
+"no alternative ... is currently planned", with no version or date of removal. Printed on every
+run it teaches people to skip the deprecations that matter, so this plugin marks exactly that
+message (and the generic hint that comes with the first deprecation) as already shown; every
+other deprecation still prints. Both use the private state of ansible-core's Display, so where
+that changes the message simply shows again. When ansible-core does remove third-party
+strategies, set ``strategy = linear`` in ansible.cfg (or ANSIBLE_STRATEGY=linear): same result,
+slower (the figures say how much).
 """
 
 from __future__ import annotations
 
 from ansible.utils.display import Display
+
+_STRATEGY_DEPRECATION = (
+    "[DEPRECATION WARNING]: Use of strategy plugins not included in ansible.builtin are "
+    "deprecated and do not carry any backwards compatibility guarantees. No alternative for "
+    "third party strategy plugins is currently planned. This feature will be removed from "
+    "ansible-core in a future release.\n"
+)
+_DEPRECATION_HINT = (
+    "[WARNING]: Deprecation warnings can be disabled by setting `deprecation_warnings=False` "
+    "in ansible.cfg.\n"
+)
 
 try:
     from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule
@@ -19,5 +44,11 @@ except ImportError as exc:  # mitogen is optional: fall back to what ansible-cor
         f"mitogen is not installed ({exc}); running with the linear strategy instead. "
         "Install it with `pip install 'mitogen>=0.3.54,<0.4'` for faster runs."
     )
+
+_display = Display()
+if isinstance(getattr(_display, "_deprecations", None), set):
+    _display._deprecations.add(_STRATEGY_DEPRECATION)
+if isinstance(getattr(_display, "_warns", None), set):
+    _display._warns.add(_DEPRECATION_HINT)
 
 __all__ = ["StrategyModule"]
