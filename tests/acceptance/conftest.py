@@ -24,6 +24,7 @@ The key is testinfra's ``--ssh-identity-file``, by default the lab's .lab/<name>
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -40,6 +41,7 @@ import yaml
 from testinfra.backend.paramiko import ParamikoBackend
 
 from municloud import clauses, policy
+from municloud import probe as municloud_probe
 from municloud.inventory import Host, InventoryError, Prefecture, load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -433,3 +435,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:
     for h in _TESTINFRA_HOSTS.values():
         h.backend.client.close()
     _TESTINFRA_HOSTS.clear()
+
+
+# --- the reachability matrix (tests/acceptance/test_segmentation.py) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def matrix(prefecture: Prefecture) -> list[policy.Probe]:
+    return policy.matrix(prefecture)
+
+
+@pytest.fixture(scope="session")
+def probe_results(
+    matrix: list[policy.Probe],
+    run_as_root: Callable[..., tuple[int, str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, dict[str, str]]:
+    """The whole matrix probed once per test run, whatever the number of xdist workers: the
+    first worker to ask probes (under a lock) and writes the results where the others read.
+
+    A test that stops a service the matrix probes (e.g. the log collector's restart test) asks
+    for this fixture first, so the matrix is complete before the service goes away."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = shared / "reachability.json"
+    with (shared / "reachability.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            path.write_text(json.dumps(municloud_probe.probe_all(matrix, run_as_root)))
+    return dict(json.loads(path.read_text()))

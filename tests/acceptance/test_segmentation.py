@@ -19,10 +19,8 @@ lets an SSH login tunnel around the gateway; and no host listens where the polic
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -32,29 +30,6 @@ import pytest
 from municloud import policy
 from municloud import probe as municloud_probe
 from municloud.inventory import Host, Prefecture
-
-
-@pytest.fixture(scope="session")
-def matrix(prefecture: Prefecture) -> list[policy.Probe]:
-    return policy.matrix(prefecture)
-
-
-@pytest.fixture(scope="session")
-def probe_results(
-    matrix: list[policy.Probe],
-    run_as_root: Callable[..., tuple[int, str, str]],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, dict[str, str]]:
-    """The whole matrix probed once per test run, whatever the number of xdist workers: the
-    first worker to ask probes (under a lock) and writes the results where the others read."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    path = shared / "reachability.json"
-    with (shared / "reachability.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not path.exists():
-            path.write_text(json.dumps(municloud_probe.probe_all(matrix, run_as_root)))
-    return dict(json.loads(path.read_text()))
 
 
 def test_reachability(probe: policy.Probe, probe_results: dict[str, dict[str, str]]) -> None:
