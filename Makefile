@@ -14,7 +14,8 @@ LAB_INVENTORIES ?= inventories/sample inventories/okayama
 REPORTS := reports
 # The acceptance tests wait on hosts (timers, lock-outs, rate caps) more than they compute; the
 # updates tests hold one lock between them. worksteal hands a waiting worker's queue to an idle
-# one, where the default (load) leaves it queued behind the updates tests.
+# one, where the default (load) leaves it queued behind the updates tests: the sample lab's
+# acceptance took 554 s with load and 342 s with worksteal (2026-12-01, 4 workers).
 PYTEST_WORKERS ?= 4
 # The vault password of the staff's enrolment (multi-factor login): yours if you set
 # ANSIBLE_VAULT_PASSWORD_FILE, else the labs' own, which `municloud lab up` makes.
