@@ -4,8 +4,8 @@ Ansible runs each task for each host in a worker process forked from the main pr
 that templates anything with a filter loads the filter plugins it finds (here
 ``plugins/filter``, which import the ``municloud`` package) unless its parent already had them;
 it then throws them away when the task ends. On the sample lab (31 hosts, 2 cores) that import
-was most of the controller's time: four ``debug`` tasks took 18 s, and 3.7 s with this plugin
-(benchmarks/converge.py). Loaded here, the plugins are inherited by every fork.
+was most of the controller's time: four ``debug`` tasks took 20.1 s, and 3.7 s with this plugin
+(benchmarks/converge.figures.md). Loaded here, the plugins are inherited by every fork.
 
 Nothing to enable: a callback that does not need enabling is loaded by every run that has
 ``plugins/callback`` in ``callback_plugins`` (ansible.cfg), whatever ``callbacks_enabled`` says.
