@@ -9,7 +9,8 @@ On one inventory's lab (default: the sample), in one run so the figures compare:
      (ansible.posix.profile_roles).
 
 "Stock" is the project's ansible.cfg without what it adds for speed: the linear strategy that
-ansible-core ships (not mitogen_linear), OpenSSH with pipelining, and no preload callback. Both
+ansible-core ships (not mitogen_linear), OpenSSH with pipelining, no preload callback, and
+ansible-core's interpreter discovery (the project names /usr/bin/python3). Both
 settings keep the same forks (10), the same roles, filters and modules, so the difference is what
 those settings buy. Writes benchmarks/converge.figures.md.
 
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FIGURES = REPO / "benchmarks" / "converge.figures.md"
 # What ansible.cfg sets only to go faster; "stock" is the same file without these lines.
-SPEED_SETTINGS = ("strategy_plugins", "strategy", "callback_plugins")
+SPEED_SETTINGS = ("strategy_plugins", "strategy", "callback_plugins", "interpreter_python")
 DEBUG_PLAY = """\
 - name: Four tasks that only the controller works on
   hosts: all
@@ -167,9 +168,10 @@ def main() -> int:
         f"Python {platform.python_version()}). Wall-clock seconds of one run on a shared "
         "machine: compare the rows of this file with each other, not with another day's run.",
         "",
-        "Stock: ansible.cfg without `strategy`, `strategy_plugins` and `callback_plugins`, i.e.",
-        "ansible-core's linear strategy over OpenSSH with pipelining, forks 10 as the project.",
-        "Project: mitogen_linear and the preload callback (plugins/callback/municloud_preload.py).",
+        "Stock: ansible.cfg without `strategy`, `strategy_plugins`, `callback_plugins` and",
+        "`interpreter_python`, i.e. ansible-core's linear strategy over OpenSSH with pipelining",
+        "and its interpreter discovery, forks 10 as the project. Project: mitogen_linear, the",
+        "preload callback (plugins/callback/municloud_preload.py) and /usr/bin/python3 named.",
         "",
         "## The controller's cost per host-task (four `debug` tasks on every host)",
         "",
