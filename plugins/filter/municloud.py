@@ -127,10 +127,14 @@ def municloud_rollout_batches(groups: Any) -> list[int]:
     Reads the groups ``municloud_municipality_<code>`` that site.yml's first play makes with
     group_by (play keywords see ``groups`` but, in the first play and in a syntax check, not
     ``hostvars``). Without them it falls back to one host at a time: slower, never two towns.
+
+    Only the hosts that ran the first play are in those groups: with ``--limit`` the others are
+    not in the play either, so they take no place in a batch (counted as batches of one, they
+    shifted the batches of a limit of several towns across two towns).
     """
-    members = list(groups.get("municipalities", []))
     town_of = {h: g for g, hosts in groups.items() if g.startswith(BATCH_GROUP) for h in hosts}
-    if not members or not town_of:
+    members = [h for h in groups.get("municipalities", []) if h in town_of]
+    if not members:
         return [1]
     batches: list[int] = []
     last: object = object()
