@@ -25,12 +25,17 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("cloud", "invariants"): ("municloud.cloud.invariants",
                               "print the cloud invariants and which judge checks each"),
     ("mfa", "enrol"): ("municloud.mfa", "give a user a TOTP secret and first password (vaulted)"),
+    ("generate", "lab"): ("municloud.generate",
+                          "a lab inventory of N municipalities shaped like the sample"),
+    ("generate", "national"): ("municloud.generate",
+                               "the 47 prefectures' inventories, 1,741 municipal bodies"),
 }
 
 GROUP_HELP = {
     "lab": "a whole virtual prefecture in containers on this machine",
     "cloud": "the Pulumi programs of the security cloud and the joint cloud",
     "mfa": "multi-factor login of the individual-number segment's staff",
+    "generate": "synthetic prefecture inventories, written from the model and validated",
 }
 
 

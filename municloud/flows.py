@@ -86,7 +86,11 @@ ROLE_ZONES: dict[HostRole, frozenset[Zone]] = {
 
 def roles_in(zone: Zone) -> frozenset[HostRole]:
     """Every role a host in ``zone`` may have."""
-    return frozenset(r for r, zones in ROLE_ZONES.items() if zone in zones)
+    return _ROLES_IN[zone]
+
+
+# roles_in is asked for every node of every municipality's flow graph: computed once here.
+_ROLES_IN = {z: frozenset(r for r, zones in ROLE_ZONES.items() if z in zones) for z in Zone}
 
 
 # The hosts through which the internet may be reached at all: every path from a municipality's

@@ -72,6 +72,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,14 @@ class Host:
     # from, on the internet or a closed line. The cloud programs need it; the lab does not.
     outside_address: IPv4Address | None = None
 
-    @property
+    # The properties below are cached: a Host, like every object of the model, is not changed
+    # once loaded. ``cache`` keeps what other modules compute from it (policy.host_zones).
+
+    @cached_property
+    def cache(self) -> dict[str, Any]:
+        return {}
+
+    @cached_property
     def segment(self) -> Segment | None:
         """The one segment of a municipality's non-gateway host (None: gateway or shared host)."""
         if self.municipality is None or self.role is HostRole.GATEWAY:
@@ -162,11 +170,11 @@ class Municipality:
     # The site flows of this municipality (municloud_municipality.flows).
     flows: tuple[Flow, ...] = ()
 
-    @property
+    @cached_property
     def gateway(self) -> Host:
         return next(h for h in self.hosts if h.role is HostRole.GATEWAY)
 
-    @property
+    @cached_property
     def uplinks(self) -> frozenset[str]:
         """The shared networks the gateway has a leg in (ids, e.g. ``security_cloud``)."""
         return frozenset(n for n in self.gateway.addresses if "." not in n)
@@ -203,10 +211,44 @@ class Prefecture:
 
     @property
     def hosts(self) -> list[Host]:
-        return [*self.shared_hosts, *(h for m in self.municipalities for h in m.hosts)]
+        return list(self._hosts)
+
+    # Indexes and ``cache`` are kept with the prefecture, which is not changed once loaded:
+    # at national scale (benchmarks/national.py) every ruleset needs the concrete flows
+    # (policy.allowed), and looking hosts and municipalities up by scanning lists was quadratic.
+
+    @cached_property
+    def _hosts(self) -> tuple[Host, ...]:
+        return (*self.shared_hosts, *(h for m in self.municipalities for h in m.hosts))
+
+    @cached_property
+    def _host_index(self) -> dict[str, Host]:
+        index: dict[str, Host] = {}
+        for h in self._hosts:
+            index.setdefault(h.name, h)
+        return index
+
+    @cached_property
+    def _municipality_index(self) -> dict[str, Municipality]:
+        index: dict[str, Municipality] = {}
+        for m in self.municipalities:
+            index.setdefault(m.group, m)
+        return index
+
+    @cached_property
+    def cache(self) -> dict[str, Any]:
+        """What other modules compute from the whole prefecture (e.g. policy.allowed)."""
+        return {}
+
+    def host(self, name: str) -> Host | None:
+        """The host named ``name``, or None."""
+        return self._host_index.get(name)
 
     def municipality(self, group: str) -> Municipality:
-        return next(m for m in self.municipalities if m.group == group)
+        found = self._municipality_index.get(group)
+        if found is None:
+            raise StopIteration(group)  # as the search this index replaced did
+        return found
 
     def summary(self) -> str:
         models = ", ".join(sorted({m.model.value for m in self.municipalities}))
@@ -502,17 +544,29 @@ def _check_ranges(
                 continue  # reported where the segment is read
             key = f"{mun_key}.{group}.vars.municloud_municipality.segments.{name}"
             nets.append((key, Network(str(name), net, str(group))))
+    # Every overlapping pair, found by a sweep over the ranges sorted by their first address (a
+    # range overlaps an earlier one exactly when it starts before that one ends), then reported
+    # in the order of the pairs in the inventory.
+    spans = sorted(
+        (int(n.cidr.network_address), int(n.cidr.broadcast_address), i)
+        for i, (_, n) in enumerate(nets)
+    )
+    pairs: list[tuple[int, int]] = []
+    active: list[tuple[int, int]] = []  # (last address, index) of ranges that may still overlap
+    for start, end, i in spans:
+        active = [(e, j) for e, j in active if e >= start]
+        pairs.extend((min(i, j), max(i, j)) for _, j in active)
+        active.append((end, i))
     overlapping: set[str] = set()
-    for i, (key_a, a) in enumerate(nets):
-        for key_b, b in nets[i + 1 :]:
-            if a.cidr.overlaps(b.cidr):
-                out.add(
-                    key_b,
-                    f"{b.cidr} ({b.id}) overlaps {a.cidr} ({a.id}, at {key_a})",
-                    "give every segment and shared network its own address range",
-                    root=True,
-                )
-                overlapping |= {a.id, b.id}
+    for i, j in sorted(pairs):
+        (key_a, a), (key_b, b) = nets[i], nets[j]
+        out.add(
+            key_b,
+            f"{b.cidr} ({b.id}) overlaps {a.cidr} ({a.id}, at {key_a})",
+            "give every segment and shared network its own address range",
+            root=True,
+        )
+        overlapping |= {a.id, b.id}
     return overlapping
 
 

@@ -31,11 +31,20 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from municloud.flows import FLOWS, MANAGEMENT_PROBE, Zone, zone_of
 from municloud.inventory import Host, Municipality, Prefecture
-from municloud.policy import Allow, allowed, home_zones, host_networks, services_on
+from municloud.policy import (
+    Allow,
+    address_networks,
+    allowed,
+    collapse,
+    home_zones,
+    host_networks,
+    services_on,
+)
 from municloud.segments import Segment, SharedNetwork
 
 TABLE = "inet municloud"
@@ -55,12 +64,13 @@ class RulesetError(ValueError):
 
 def _set(items: Iterable[object], braces: bool = False) -> str:
     """An anonymous set, or its one element bare; ``braces`` for a named set's elements."""
-    values = sorted({str(i) for i in items}, key=_sort_key)
+    values = {str(i) for i in items}
     if len(values) == 1 and not braces:
-        return values[0]
-    return "{ " + ", ".join(values) + " }"
+        return next(iter(values))
+    return "{ " + ", ".join(sorted(values, key=_sort_key)) + " }"
 
 
+@lru_cache(maxsize=1 << 16)  # the same addresses and ports come back in many rules
 def _sort_key(value: str) -> tuple[tuple[int, ...], str]:
     """Addresses, ranges, ports and address . port pairs in numeric order, then by text."""
     return tuple(int(n) for n in re.findall(r"\d+", value)), value
@@ -68,7 +78,7 @@ def _sort_key(value: str) -> tuple[tuple[int, ...], str]:
 
 def _networks(nets: Iterable[IPv4Network]) -> list[IPv4Network]:
     """Collapsed, so that no two elements of an interval set overlap (nft refuses that)."""
-    return list(ipaddress.collapse_addresses(nets))
+    return collapse(nets)
 
 
 def _ports(allow: Allow) -> str:
@@ -96,7 +106,10 @@ def _management_set(prefecture: Prefecture, where: str) -> list[str]:
             "administrators come from) in the inventory's group_vars/all; the lab writes its own "
             "into group_vars/all/lab.yml at `municloud lab up`"
         )
-    return _named_set("management", prefecture.management)
+    found: list[str] | None = prefecture.cache.get("management_set")
+    if found is None:
+        found = prefecture.cache["management_set"] = _named_set("management", prefecture.management)
+    return found
 
 
 def _named_set(name: str, nets: Iterable[IPv4Network]) -> list[str]:
@@ -166,8 +179,8 @@ def _canonical(allows: list[Allow], prefecture: Prefecture) -> list[Allow]:
 
 def _routed_addresses(municipality: Municipality, hosts: Iterable[Host]) -> list[IPv4Network]:
     """The addresses of ``hosts`` on networks the municipality's gateway has a leg in."""
-    legs = set(municipality.gateway.addresses)
-    return _networks(IPv4Network(a) for h in hosts for net, a in h.addresses.items() if net in legs)
+    legs = municipality.gateway.addresses
+    return _networks(n for h in hosts for net, n in address_networks(h).items() if net in legs)
 
 
 def _zones_of(prefecture: Prefecture, municipality: Municipality) -> dict[str, list[IPv4Network]]:
@@ -181,11 +194,21 @@ def _zones_of(prefecture: Prefecture, municipality: Municipality) -> dict[str, l
     return zones
 
 
+def _allowed_in(prefecture: Prefecture) -> dict[str | None, list[Allow]]:
+    """The concrete flows by municipality (None: the shared ones), in the order of allowed()."""
+    found: dict[str | None, list[Allow]] | None = prefecture.cache.get("allowed_in")
+    if found is None:
+        found = prefecture.cache["allowed_in"] = {}
+        for a in allowed(prefecture):
+            found.setdefault(a.municipality, []).append(a)
+    return found
+
+
 def gateway_ruleset(prefecture: Prefecture, group: str, log_limit: str = DEFAULT_LOG_LIMIT) -> str:
     """The ruleset of the gateway of the municipality ``group``."""
     m = prefecture.municipality(group)
     gw = m.gateway
-    allows = [a for a in allowed(prefecture) if a.municipality == group]
+    allows = _allowed_in(prefecture).get(group, [])
     zones = _zones_of(prefecture, m)
     management = _management_set(prefecture, gw.name)
 
@@ -253,7 +276,7 @@ def gateway_ruleset(prefecture: Prefecture, group: str, log_limit: str = DEFAULT
 
 def host_ruleset(prefecture: Prefecture, name: str, log_limit: str = DEFAULT_LOG_LIMIT) -> str:
     """The ruleset of a host that is not a gateway: what may reach it."""
-    host = next((h for h in prefecture.hosts if h.name == name), None)
+    host = prefecture.host(name)
     if host is None:
         raise RulesetError(f"{name} is not a host of the inventory")
     management = _management_set(prefecture, name)
@@ -265,9 +288,8 @@ def host_ruleset(prefecture: Prefecture, name: str, log_limit: str = DEFAULT_LOG
         f'ip saddr @management tcp dport {_set(ports)} counter accept comment "management"',
         'ip saddr @management icmp type echo-request counter accept comment "management (ping)"',
     ]
-    for a in _canonical(allowed(prefecture), prefecture):
-        if host in a.destinations and a.flow.source is not Zone.MANAGEMENT:
-            inbound += _flow_rules(a, None)
+    for a in _inbound(prefecture).get(host.name, ()):
+        inbound += _flow_rules(a, None)
     # Drops are logged per source zone, with the code of the municipality the source is in.
     own_zone = min(home_zones(host)).value
     sources = _log_sources(prefecture, host)
@@ -290,6 +312,26 @@ def host_ruleset(prefecture: Prefecture, name: str, log_limit: str = DEFAULT_LOG
     return _table(where, body)
 
 
+def _inbound(prefecture: Prefecture) -> dict[str, list[Allow]]:
+    """The flows that reach each host (by name), management's left out, in canonical order."""
+    found: dict[str, list[Allow]] | None = prefecture.cache.get("inbound")
+    if found is None:
+        found = prefecture.cache["inbound"] = {}
+        for a in _canonical(allowed(prefecture), prefecture):
+            if a.flow.source is not Zone.MANAGEMENT:
+                for name in dict.fromkeys(h.name for h in a.destinations):
+                    found.setdefault(name, []).append(a)
+    return found
+
+
+def _by_code(prefecture: Prefecture) -> list[Municipality]:
+    found: list[Municipality] | None = prefecture.cache.get("by_code")
+    if found is None:
+        found = prefecture.cache["by_code"] = sorted(prefecture.municipalities,
+                                                     key=lambda m: m.code)
+    return found
+
+
 def _log_sources(
     prefecture: Prefecture, host: Host
 ) -> list[tuple[str, list[IPv4Network], str, str]]:
@@ -299,12 +341,16 @@ def _log_sources(
     every municipality's segments (each logged with that municipality's code).
     """
     found = []
-    for m in sorted(prefecture.municipalities, key=lambda m: m.code):
-        if host.municipality in (None, m.group):
-            prefix = "" if host.municipality else f"{m.group}_"
-            found += [
-                (f"{prefix}{seg.value}", [net.cidr], m.code, seg.value) for seg, net in _segments(m)
-            ]
+    towns = (
+        _by_code(prefecture)
+        if host.municipality is None
+        else [prefecture.municipality(host.municipality)]
+    )
+    for m in towns:
+        prefix = "" if host.municipality else f"{m.group}_"
+        found += [
+            (f"{prefix}{seg.value}", [net.cidr], m.code, seg.value) for seg, net in _segments(m)
+        ]
     code = prefecture.municipality(host.municipality).code if host.municipality else prefecture.code
     for kind, net in _shared(prefecture):
         zone = zone_of(kind.value).value
@@ -314,7 +360,7 @@ def _log_sources(
 
 def ruleset(prefecture: Prefecture, name: str, log_limit: str = DEFAULT_LOG_LIMIT) -> str:
     """The ruleset of the host ``name``: a gateway's or another host's."""
-    host = next((h for h in prefecture.hosts if h.name == name), None)
+    host = prefecture.host(name)
     if host is not None and host.municipality is not None and host.role.value == "gateway":
         return gateway_ruleset(prefecture, host.municipality, log_limit)
     return host_ruleset(prefecture, name, log_limit)
