@@ -37,3 +37,13 @@ def test_the_synthetic_wide_area_cloud_is_seven_valid_disjoint_prefectures(tmp_p
     assert sum(n.num_addresses for n in collapsed) == sum(r.num_addresses for r in ranges)
     outside = [m.gateway.outside_address for p in prefectures for m in p.municipalities]
     assert len(set(outside)) == len(outside)
+
+
+def test_the_scale_benchmark_counts_the_hosts_the_model_has() -> None:
+    scale = benchmark("scale")
+    for name in ("sample", "okayama"):
+        inventory = REPO / "inventories" / name
+        prefecture = load(inventory)
+        expected = len(prefecture.shared_hosts) + sum(
+            len(m.hosts) for m in prefecture.municipalities)
+        assert scale.host_count(inventory) == expected
