@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from converge import REPO, per_role, recap, run, stock_config
+from converge import REPO, per_role, recap, role_table, run, stock_config
 
 BIN = Path(sys.executable).parent
 FIGURES = REPO / "benchmarks" / "scale.figures.md"
@@ -137,18 +137,8 @@ def main() -> int:
                  else "not run | n/a")
         lines.append(f"| {n} | {hosts} | {name} | {lab_up:.1f} | {converge:.1f} | {vs3} "
                      f"| {again} |")
-    lines += [
-        "",
-        "## Seconds per role (ansible.posix.profile_roles)",
-        "",
-        "| role | " + " | ".join(roles) + " |",
-        "| --- | " + " | ".join("---:" for _ in roles) + " |",
-    ]
-    last = list(roles)[-1] if roles else ""
-    for role in sorted({r for t in roles.values() for r in t},
-                       key=lambda r: -roles[last].get(r, 0)):
-        lines.append(f"| {role} | " + " | ".join(f"{t.get(role, 0):.1f}" for t in roles.values())
-                     + " |")
+    if roles:
+        lines += ["", *role_table(roles, list(roles)[-1])]
     lines.append("")
     FIGURES.write_text("\n".join(lines), encoding="utf-8")
     print(FIGURES.read_text(encoding="utf-8"))
