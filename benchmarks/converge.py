@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from municloud.lab.commands import lab_vault_password
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FIGURES = REPO / "benchmarks" / "converge.figures.md"
@@ -74,9 +76,10 @@ def run(label: str, cmd: list[str], config: Path, callbacks: str = "") -> tuple[
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(config),
-        "ANSIBLE_VAULT_PASSWORD_FILE": os.environ.get(
-            "ANSIBLE_VAULT_PASSWORD_FILE", str(REPO / ".lab" / "vault-password")
-        ),
+        # Yours, else the labs' own (made on first use, as `municloud lab up` makes it: a fresh
+        # checkout has none yet, and lab up would read a missing file named here).
+        "ANSIBLE_VAULT_PASSWORD_FILE": os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+        or str(lab_vault_password()),
     }
     if callbacks:
         env["ANSIBLE_CALLBACKS_ENABLED"] = callbacks

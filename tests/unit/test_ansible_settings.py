@@ -3,12 +3,17 @@
 * The preload callback (plugins/callback/municloud_preload.py) loads the filter plugins once, in
   the controller's main process, so the per-task workers inherit them: a filter plugin that notes
   the process that imports it is imported once, by the parent, not by every worker.
+* The same callback builds the segment policy's model once per play, in the main process: a
+  filter plugin that counts the model's builds sees them made by the parent only, and made again
+  by a worker once the play's groups changed (group_by), so no worker gets a stale model.
 * The mitogen_linear wrapper (plugins/strategy/mitogen_linear.py) silences exactly ansible-core's
   deprecation of third-party strategies; any other deprecation still prints.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import subprocess
 import sys
@@ -156,3 +161,148 @@ def test_mitogen_without_the_wrapper_does_show_it(tmp_path: Path, project_config
     )
     proc, _ = run_playbook(tmp_path, project_config)
     assert "strategy plugins not included in ansible.builtin" in proc.stderr
+
+
+# A filter plugin that notes each build of the model (the process, the hosts of the groups it was
+# built from), and gives the roles' filter its answer for a host.
+MODEL_PROBE_FILTER = """
+import ipaddress
+import json
+import os
+
+from municloud import from_ansible
+
+_parse = from_ansible._parse
+
+
+def _counted(hostvars, groups):
+    with open(os.environ["PROBE_BUILDS"], "a", encoding="utf-8") as f:
+        f.write(json.dumps([os.getpid(), sorted(groups)]) + "\\n")
+    return _parse(hostvars, groups)
+
+
+from_ansible._parse = _counted
+
+
+class FilterModule:
+    def filters(self):
+        return {}
+"""
+
+MODEL_PLAY = """
+- name: Tasks that ask the model about the hosts
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: a
+      ansible.builtin.debug: {msg: "{{ hostvars | municloud_host(groups, inventory_hostname) }}"}
+    - name: b
+      ansible.builtin.debug: {msg: "{{ hostvars | municloud_ruleset(groups, inventory_hostname) }}"}
+    - {name: regroup, ansible.builtin.group_by: {key: "probe_{{ inventory_hostname }}"}}
+    - name: c
+      ansible.builtin.copy:
+        dest: "{{ out }}/{{ inventory_hostname }}.json"
+        content: "{{ hostvars | municloud_host(groups, inventory_hostname) | to_json }}"
+        mode: "0644"
+"""
+
+
+def run_model_playbook(
+    tmp_path: Path, config: Path
+) -> tuple[int, list[tuple[int, list[str]]]]:
+    """(the controller's process id, each build of the model: (process id, its groups))."""
+    filters = tmp_path / "filters"
+    filters.mkdir(exist_ok=True)
+    (filters / "model_probe.py").write_text(MODEL_PROBE_FILTER, encoding="utf-8")
+    (tmp_path / "play.yml").write_text(MODEL_PLAY, encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    builds = tmp_path / "builds"
+    builds.write_text("", encoding="utf-8")
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(config),
+        "ANSIBLE_FILTER_PLUGINS": f"{REPO / 'plugins' / 'filter'}:{filters}",
+        "PROBE_BUILDS": str(builds),
+    }
+    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
+    with subprocess.Popen(
+        [str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / "sample"),
+         "-l", "tottori-shi-gw,yonago-shi-screen,sc-proxy", "-e", "ansible_connection=local",
+         "-e", json.dumps({"municloud_management": ["198.18.17.254"]}),
+         "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"out={out}",
+         str(tmp_path / "play.yml")],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as running:
+        stdout, stderr = running.communicate(timeout=300)
+    assert running.returncode == 0, stdout + stderr
+    for host, code in (("tottori-shi-gw", "312011"), ("sc-proxy", "310000")):
+        answer = json.loads((out / f"{host}.json").read_text(encoding="utf-8"))
+        assert (answer["name"], answer["municipality_code"]) == (host, code)
+    lines = builds.read_text(encoding="utf-8").splitlines()
+    return running.pid, [(pid, groups) for pid, groups in map(json.loads, lines)]
+
+
+def test_the_model_is_built_once_per_play_by_the_controller(
+    tmp_path: Path, project_config: Path
+) -> None:
+    controller, builds = run_model_playbook(tmp_path, project_config)
+    before = [(pid, g) for pid, g in builds if not any(x.startswith("probe_") for x in g)]
+    assert [pid for pid, _ in before] == [controller], (
+        f"the model of the play's groups was built {len(before)} times, by "
+        f"{sorted({pid for pid, _ in before})} (the controller is {controller})")
+
+
+def test_a_worker_builds_the_model_again_once_the_groups_changed(
+    tmp_path: Path, project_config: Path
+) -> None:
+    controller, builds = run_model_playbook(tmp_path, project_config)
+    after = [pid for pid, g in builds if any(x.startswith("probe_") for x in g)]
+    assert after and controller not in after, builds
+
+
+def test_without_the_preload_every_call_builds_the_model(
+    tmp_path: Path, project_config: Path
+) -> None:
+    """The control: without the callback, the workers build the model, once per call."""
+    lines = project_config.read_text(encoding="utf-8").splitlines()
+    project_config.write_text(without(lines, "callback_plugins"), encoding="utf-8")
+    controller, builds = run_model_playbook(tmp_path, project_config)
+    assert controller not in [pid for pid, _ in builds]
+    assert len(builds) >= 9, builds
+
+
+def test_the_preloaded_model_is_only_for_the_inventory_it_was_built_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ansible's own objects, no playbook: the model preloaded from the sample's ``hostvars`` is
+    returned for another HostVars of that inventory, never for other variables with the same
+    groups (here one host's address moved)."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.hostvars import HostVars
+    from ansible.vars.manager import VariableManager
+
+    from municloud import from_ansible
+
+    monkeypatch.setattr(from_ansible, "_built", None)  # and back after the test
+    loader = DataLoader()
+    hosts = InventoryManager(loader=loader, sources=[str(REPO / "inventories" / "sample")])
+    variables = VariableManager(loader=loader, inventory=hosts)
+    for host in hosts.get_hosts():
+        variables.set_host_variable(host.name, "municloud_management", ["198.18.17.254"])
+    groups = hosts.get_groups_dict()
+    from_ansible.preload(HostVars(hosts, variables, loader), groups)
+    preloaded = from_ansible.prefecture(HostVars(hosts, variables, loader), groups)
+    assert from_ansible.prefecture(HostVars(hosts, variables, loader), groups) is preloaded
+
+    hostvars = HostVars(hosts, variables, loader)
+    plain = {h: dict(from_ansible.plain(hostvars[h])) for h in groups["all"]}
+    gateway = plain["tottori-shi-gw"]
+    leg = next(iter(gateway["municloud_addresses"]))
+    moved = str(ipaddress.ip_address(gateway["municloud_addresses"][leg]) + 1)
+    gateway["municloud_addresses"] = {**gateway["municloud_addresses"], leg: moved}
+    other = from_ansible.prefecture(plain, groups)
+    assert other is not preloaded
+    found = next(h for h in other.hosts if h.name == "tottori-shi-gw")
+    assert moved in {str(a) for a in found.addresses.values()}
