@@ -21,7 +21,7 @@ PYTEST_WORKERS ?= 4
 # ANSIBLE_VAULT_PASSWORD_FILE, else the labs' own, which `municloud lab up` makes.
 WITH_VAULT := ANSIBLE_VAULT_PASSWORD_FILE=$${ANSIBLE_VAULT_PASSWORD_FILE:-$(abspath .lab/vault-password)}
 
-.PHONY: demo test install unit lint lab-up lab-down converge acceptance report diagrams docs test-lab bench bench-matrix clean
+.PHONY: demo test install unit lint lab-up lab-down converge acceptance audit report diagrams docs test-lab bench bench-matrix clean
 
 ## demo: install, build the sample lab, deploy everything, run the acceptance tests, show the result
 demo: install
@@ -30,7 +30,7 @@ demo: install
 	$(WITH_VAULT) ansible-playbook -i $(INVENTORY) playbooks/site.yml
 	-$(MAKE) --no-print-directory acceptance INVENTORY=$(INVENTORY)
 	$(MAKE) --no-print-directory diagrams INVENTORY=$(INVENTORY)
-	municloud report --inventory $(INVENTORY) $(REPORTS)/acceptance-$(notdir $(INVENTORY)).xml
+	$(MAKE) --no-print-directory report INVENTORY=$(INVENTORY)
 
 ## test: the whole suite: lint, unit tests, then labs of every LAB_INVENTORIES and their acceptance
 test: install lint unit test-lab
@@ -74,8 +74,19 @@ acceptance:
 	  --inventory $(INVENTORY) \
 	  --junitxml=$(REPORTS)/acceptance-$(notdir $(INVENTORY)).xml
 
+## audit: site.yml in check mode (--check --diff), which changes nothing: what a run would
+## change per host and task, as drift findings in reports/audit-<inventory>.json; exits 1 when a
+## host has drifted or could not be audited (docs/report.md)
+audit:
+	municloud audit --inventory $(INVENTORY) --out $(REPORTS)/audit-$(notdir $(INVENTORY)).json
+
+## report: the summary per municipality and clause, and its pages (HTML for people, JSON) in
+## reports/<inventory>/: index.html links each municipality's (docs/report.md); with the drift
+## findings of `make audit` when reports/audit-<inventory>.json exists
 report:
-	municloud report --inventory $(INVENTORY) $(REPORTS)/acceptance-$(notdir $(INVENTORY)).xml
+	municloud report --inventory $(INVENTORY) $(REPORTS)/acceptance-$(notdir $(INVENTORY)).xml \
+	  --out $(REPORTS)/$(notdir $(INVENTORY)) \
+	  $(if $(wildcard $(REPORTS)/audit-$(notdir $(INVENTORY)).json),--audit $(REPORTS)/audit-$(notdir $(INVENTORY)).json)
 
 ## diagrams: an SVG per municipality of its zones and allowed flows, for design documents
 diagrams:

@@ -20,6 +20,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("lab", "status"): ("municloud.lab.commands", "list the lab's hosts, addresses and state"),
     ("lab", "down"): ("municloud.lab.commands", "remove every container and network of the lab"),
     ("report",): ("municloud.report", "acceptance results per municipality and clause"),
+    ("audit",): ("municloud.audit", "what site.yml would change per host (check mode): drift"),
     ("cloud", "plan"): ("municloud.cloud.plan", "offline plan of a Pulumi stack under mocks"),
     ("cloud", "verify"): ("municloud.cloud.verify", "check a deployed cloud with boto3"),
     ("cloud", "invariants"): ("municloud.cloud.invariants",

@@ -8,13 +8,15 @@
 #     `squid -k parse` checks the proxies' rendered configuration and which the unit tests run
 #     in the foreground on loopback (never as this machine's daemon: see below); libmagic1 for
 #     the sanitiser's unit tests (python-magic), poppler-utils (pdftotext, pdfinfo) and qpdf to
-#     read the PDFs it rebuilds;
+#     read the PDFs it rebuilds (and the report's pages printed to PDF); chromium, headless, to
+#     open, screenshot and print the report's pages in the unit tests, with a Japanese font
+#     (fonts-ipafont-gothic), without which their Japanese prints as empty boxes;
 #   - a virtual environment in .venv with the project and its dev tools (pyproject.toml).
 # Run as root (the lab needs root for Docker and debootstrap). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(docker.io debootstrap iptables openssh-client python3-venv nftables graphviz iputils-ping zbar-tools gnupg squid libmagic1 poppler-utils qpdf)
+DEBIAN_PACKAGES=(docker.io debootstrap iptables openssh-client python3-venv nftables graphviz iputils-ping zbar-tools gnupg squid libmagic1 poppler-utils qpdf chromium fonts-ipafont-gothic)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -17,7 +17,11 @@
 * Every test here is marked ``lab`` and must carry ``@pytest.mark.clause("<id>")`` with an id from
   :mod:`municloud.clauses`; collection stops on a missing or unknown one.
 * With ``--junitxml``, each test case records its host, municipality and clause as JUnit
-  properties; ``municloud report`` turns them into a summary per municipality and clause.
+  properties; ``municloud report`` turns them into a summary per municipality and clause, and
+  with ``--out`` into pages per municipality (docs/report.md).
+* ``evidence(probed, got, on=None)`` records what a test probed, on which host (the test's own
+  by default) and what came back, as a JUnit property ``evidence`` (JSON), shown in the report
+  under the test case; a failure's message is shown there too.
 
 The key is testinfra's ``--ssh-identity-file``, by default the lab's .lab/<name>/id_ed25519.
 """
@@ -204,6 +208,41 @@ def _evidence(request: pytest.FixtureRequest,
     record_property("municipality_code", municipality.code)
     record_property("municipality_name", municipality.name_ja)
     record_property("municipality_model", municipality.model.value)
+
+
+class Evidence:
+    """``evidence(probed, got, on=None)``: record what the test probed, on which host (a Host,
+    a name, ``evidence.runner`` for the machine running the tests, or by default the test's own
+    host: its ``lab_host``, a probe's source) and what came back, as one JUnit property
+    ``evidence`` (JSON). Call it before the assertion, so that a failure keeps it; never record
+    secrets."""
+
+    runner = "test runner (management address)"
+    limit = 2000  # characters of one ``got`` kept in the JUnit XML
+
+    def __init__(self, record_property: Callable[[str, object], None], own: str) -> None:
+        self._record = record_property
+        self._own = own
+
+    def __call__(self, probed: str, got: object, on: Host | str | None = None) -> None:
+        where = on.name if isinstance(on, Host) else (on or self._own)
+        text = got if isinstance(got, str) else json.dumps(got, ensure_ascii=False, default=str)
+        if len(text) > self.limit:
+            text = f"{text[:self.limit]} [... {len(text) - self.limit} more characters]"
+        self._record("evidence", json.dumps({"probed": probed, "on": where, "got": text},
+                                            ensure_ascii=False))
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest,
+             record_property: Callable[[str, object], None]) -> Evidence:
+    """An :class:`Evidence` for this test case."""
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params if callspec else {}
+    own = params.get("lab_host")
+    if isinstance(params.get("probe"), policy.Probe):
+        own = params["probe"].source
+    return Evidence(record_property, own.name if isinstance(own, Host) else Evidence.runner)
 
 
 # --- SSH: keys, host keys, logins ----------------------------------------------------------------

@@ -171,13 +171,17 @@ def _stale_code(totp: pyotp.TOTP) -> str:
 
 @pytest.mark.clause("mfa.login.two-factor")
 def test_staff_log_in_with_password_and_code(staff: list[str], staff_login: Any,
-                                             fresh_code: Any) -> None:
+                                             fresh_code: Any, evidence: Any) -> None:
     user = staff[0]
     with fresh_code(user) as code:
         login, prompts = staff_login(user, code)
+    evidence(f"SSH keyboard-interactive login as {user} with the password and a fresh "
+             "one-time code", {"login": "refused" if login is None else "accepted",
+                               "prompts": prompts})
     assert login is not None, f"{user} was refused with the right password and code"
     assert len(prompts) == 2, prompts  # the password, then the code
     status, out, err = login.run("id -un")
+    evidence("`id -un` in that login", {"status": status, "stdout": out, "stderr": err})
     assert (status, out.strip()) == (0, user), err
 
 

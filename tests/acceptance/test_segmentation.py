@@ -32,16 +32,21 @@ from municloud import probe as municloud_probe
 from municloud.inventory import Host, Prefecture
 
 
-def test_reachability(probe: policy.Probe, probe_results: dict[str, dict[str, str]]) -> None:
+def test_reachability(probe: policy.Probe, probe_results: dict[str, dict[str, str]],
+                      evidence: Any) -> None:
     what = (
         f"{probe.source.name} -> {probe.destination.name} {probe.address} "
         f"{probe.service}{f'/{probe.port}' if probe.port else ''}"
     )
     got = probe_results[probe.source.name][municloud_probe.key(probe.address, probe.port)]
+    evidence(f"connect to {what} ({'allowed' if probe.expected else 'denied'} by the policy)",
+             got, on=probe.source)
     if probe.expected:
         assert got == "open", f"{what}: allowed by the flow {probe.flow}, but {got}"
         return
     proof = probe_results[municloud_probe.HERE][municloud_probe.key(probe.address, probe.port)]
+    evidence(f"connect to {probe.destination.name} {probe.address} {probe.service} (does it "
+             "listen?)", proof, on=evidence.runner)
     assert proof == "open", (
         f"{what}: the destination does not answer a management address "
         f"({proof}), so a denial here would prove nothing"

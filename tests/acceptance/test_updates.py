@@ -264,7 +264,7 @@ def counted(run: Run, relay: Host, platform_address: str) -> Iterator[dict[str, 
 @pytest.mark.clause("updates.delivery")
 def test_a_new_package_and_pattern_file_reach_the_lgwan_terminal(
         relay_lab: None, run_as_root: Run, vendor: Host, platform: Host, lab_host: Host,
-        terminal: Host, window: dict[str, str]) -> None:
+        terminal: Host, window: dict[str, str], evidence: Any) -> None:
     version = f"1.{int(time.time())}"
     publish_package(run_as_root, vendor, version)
     pattern, pattern_sha = publish_pattern(run_as_root, vendor)
@@ -279,6 +279,8 @@ def test_a_new_package_and_pattern_file_reach_the_lgwan_terminal(
     out = _ok(run_as_root(terminal, "apt-get update 2>&1", timeout=300), "apt-get update")
     assert not [line for line in out.splitlines() if line.startswith(("W:", "E:", "Err:"))], out
     out = _ok(run_as_root(terminal, "apt-cache policy " + PACKAGE), "apt-cache policy")
+    evidence(f"`apt-cache policy {PACKAGE}` after publishing version {version}", out,
+             on=terminal)
     relay_uri = f"http://{_address(lab_host, 'lgwan')}/{DEBIAN_SOURCE}"
     assert version in out and relay_uri in out, out
     sources = _ok(run_as_root(terminal, "apt-get indextargets --format '$(URI)' | sort -u"),
@@ -286,12 +288,17 @@ def test_a_new_package_and_pattern_file_reach_the_lgwan_terminal(
     assert sources.strip() and all(line.startswith(relay_uri) for line in sources.split()), sources
     _ok(run_as_root(terminal, f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
                               f"{PACKAGE}={version} 2>&1", timeout=300), "apt-get install")
-    assert _ok(run_as_root(terminal, PACKAGE), PACKAGE).split() == [PACKAGE, version]
+    installed = _ok(run_as_root(terminal, PACKAGE), PACKAGE)
+    evidence(f"run `{PACKAGE}` (prints its version) after `apt-get install`", installed,
+             on=terminal)
+    assert installed.split() == [PACKAGE, version]
 
     # the pattern file, fetched by the terminal's own job and checked against the vendor's key
     _ok(run_as_root(terminal, "systemctl start municloud-update-fetch.service", timeout=300),
         "the fetch job")
     out = _ok(run_as_root(terminal, f"sha256sum {PATTERNS_ON_TERMINAL}/{pattern}"), "the pattern")
+    evidence(f"sha256sum of the pattern file {pattern} fetched by the terminal (the vendor "
+             f"published {pattern_sha})", out, on=terminal)
     assert out.split()[0] == pattern_sha
 
 

@@ -9,6 +9,7 @@ What an integrator must be able to trust before running site.yml on a whole pref
   time, and the play says so;
 * one broken municipality stops the run before the next is touched;
 * a second run changes nothing;
+* a host changed by hand shows up as drift in ``municloud audit`` (check mode), and only it;
 * a denied packet is logged with a prefix naming the municipality and the zone pair.
 
 Needs root and a Docker engine, like the other lab tests. The module converges the tiny lab once
@@ -18,6 +19,7 @@ and leaves it converged (test_lab_lifecycle.py remakes it from scratch afterward
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -89,6 +91,28 @@ def test_second_run_changes_nothing(converged: None) -> None:
     counts = changed_hosts(again.stdout)
     assert len(counts) == len(inventory.load(TINY).hosts)
     assert set(counts.values()) == {0}, counts
+
+
+def test_a_host_changed_by_hand_shows_up_as_drift(converged: None, tmp_path: Path) -> None:
+    """A time zone set by hand on one LGWAN terminal: ``municloud audit`` names that host and
+    the baseline's task, and no other host; its check mode leaves the hand's change in place.
+    site.yml on that host puts the zone back afterwards, so the tests after this see a converged
+    lab."""
+    host, container = "matsue-lgwan-term", "mc-tiny-matsue-lgwan-term"
+    on(container, "echo Europe/London > /etc/timezone")
+    out = tmp_path / "audit-tiny.json"
+    try:
+        audit = municloud("audit", "--inventory", str(TINY), "--out", str(out))
+        assert audit.returncode == 1, audit.stdout[-3000:] + audit.stderr[-3000:]
+        hosts = json.loads(out.read_text(encoding="utf-8"))["hosts"]
+        assert {h for h, e in hosts.items() if e["status"] != "clean"} == {host}, audit.stdout
+        tasks = {(c["role"], c["task"]) for c in hosts[host]["changes"]}
+        assert ("baseline", "Name the time zone in /etc/timezone") in tasks, tasks
+        assert on(container, "cat /etc/timezone") == "Europe/London\n"  # check mode
+    finally:
+        fixed = playbook("--limit", host)
+        assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert on(container, "cat /etc/timezone") == "Asia/Tokyo\n"
 
 
 def test_check_diff_shows_a_ruleset_change_and_applies_nothing(converged: None) -> None:
