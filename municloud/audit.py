@@ -122,12 +122,14 @@ class _Events:
 def _progress(event: dict[str, Any], plays: list[int]) -> str | None:
     kind = event["event"]
     if kind == "playbook_start":
-        plays[:] = [len(event["plays"]), 0]
-        return (f"playbook {event['playbook']}: {plays[0]} play(s), check mode "
+        # No total: a play with `serial` starts once per batch (site.yml's roll-out play, once
+        # per municipality: the sample's 17 plays started 19 times).
+        plays[:] = [0]
+        return (f"playbook {event['playbook']}: check mode "
                 f"({'--check' if event['check_mode'] else 'NOT --check'} --diff)")
     if kind == "play_start":
-        plays[1] += 1
-        return f"  play {plays[1]}/{plays[0]}: {event['play']}: {len(event['hosts'])} host(s)"
+        plays[0] += 1
+        return f"  play {plays[0]}: {event['play']}: {len(event['hosts'])} host(s)"
     if kind == "result" and event["status"] == "unreachable":
         return f"    {event['host']}: unreachable"
     return None
@@ -138,7 +140,7 @@ def run(line: list[str], env: dict[str, str], events: Path, log: Path,
     """Run ``line``; its output to ``log``; progress from the events printed as they come.
     Returns ansible-playbook's exit status and every event."""
     reader = _Events(events)
-    plays: list[int] = [0, 0]
+    plays: list[int] = [0]
     with log.open("w", encoding="utf-8") as out:
         proc = subprocess.Popen(line, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)

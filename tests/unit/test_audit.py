@@ -139,7 +139,7 @@ def test_converged_hosts_are_clean_and_exit_0(
     done, doc = clean
     assert done.returncode == 0, done.stdout + done.stderr
     assert "changes nothing on the hosts" in done.stdout
-    assert "play 1/1: Town files: 8 host(s)" in done.stdout  # progress
+    assert "play 1: Town files: 8 host(s)" in done.stdout  # progress
     assert "findings: " in done.stdout and "audit-tiny.json" in done.stdout
     assert "no drift: 8 host(s) audited" in done.stdout
     assert doc["inventory"] == "tiny" and doc["check_mode"] is True
