@@ -11,12 +11,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
-from tiny_lab import LAB_VAULT_PASSWORD, REPO, TINY, municloud
+from tiny_lab import REPO, TINY, municloud, playbook
 
 from municloud import inventory, report
 from municloud.lab import topology
@@ -163,15 +164,14 @@ def test_a_stopped_host_is_started_again_with_its_routes(
     assert code == 0 and out.strip().startswith("default via 198.19.202.1"), out
 
 
-def _acceptance(tmp_path: Path, name: str) -> dict[str, set[str]]:
-    """Run the acceptance tests on the tiny lab; clause -> set of outcomes."""
-    junit = tmp_path / f"{name}.xml"
+def _acceptance_run(junit: Path, *tests: str) -> None:
+    """Run the acceptance tests (all, or the named files) on the tiny lab, into ``junit``."""
     subprocess.run(
         [
             sys.executable,
             "-m",
             "pytest",
-            "tests/acceptance",
+            *(tests or ("tests/acceptance",)),
             "-q",
             "-p",
             "no:cacheprovider",
@@ -186,6 +186,12 @@ def _acceptance(tmp_path: Path, name: str) -> dict[str, set[str]]:
         text=True,
         check=False,
     )
+
+
+def _acceptance(tmp_path: Path, name: str) -> dict[str, set[str]]:
+    """Run the acceptance tests on the tiny lab; clause -> set of outcomes."""
+    junit = tmp_path / f"{name}.xml"
+    _acceptance_run(junit)
     outcomes: dict[str, set[str]] = {}
     for result in report.read_junit(junit):
         outcomes.setdefault(str(result.clause), set()).add(result.outcome)
@@ -210,17 +216,7 @@ def test_acceptance_fails_before_the_baseline_and_passes_after(
         "segments.no-bypass",  # Debian's sshd allows TCP forwarding
     ):
         assert "failed" in before[clause], (clause, before)
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-           "ANSIBLE_VAULT_PASSWORD_FILE": str(LAB_VAULT_PASSWORD)}
-    playbook = Path(sys.executable).with_name("ansible-playbook")
-    converge = subprocess.run(
-        [str(playbook), "-i", str(TINY), "playbooks/site.yml"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    converge = playbook()
     assert converge.returncode == 0, converge.stdout[-3000:]
     after = _acceptance(tmp_path, "after")
     assert set(after) == set(before)
@@ -228,6 +224,56 @@ def test_acceptance_fails_before_the_baseline_and_passes_after(
     # system, for export control), each test says why.
     assert all("passed" in outcomes and outcomes <= {"passed", "skipped"}
                for outcomes in after.values()), after
+
+
+def test_a_broken_host_fails_its_clause_for_that_host_and_municipality_only(
+    first_up: subprocess.CompletedProcess[str],
+    tmp_path: Path,
+) -> None:
+    """Someone starts a file server by hand on 出雲市's LGWAN terminal. The acceptance run and
+    `municloud report` show one failed clause, segments.no-bypass, for 出雲市 and that host, with
+    the port in the evidence; every other clause, host and municipality passes.
+
+    Runs on the converged lab (site.yml first: a rerun when the test before converged it), and
+    the segmentation and baseline tests, which probe every host of both towns."""
+    converge = playbook()
+    assert converge.returncode == 0, converge.stdout[-3000:]
+    container, broken = "mc-tiny-izumo-lgwan-term", "izumo-lgwan-term"
+    docker("exec", "-d", container, "python3", "-m", "http.server", "8081")
+    junit = tmp_path / "broken.xml"
+    try:
+        for _ in range(20):
+            if ":8081 " in docker("exec", container, "ss", "-Hltn"):
+                break
+            time.sleep(0.5)
+        _acceptance_run(junit, "tests/acceptance/test_segmentation.py",
+                        "tests/acceptance/test_baseline.py")
+    finally:
+        subprocess.run(["docker", "exec", container, "pkill", "-f", "http.server 8081"],
+                       check=False)
+    pages = tmp_path / "report"
+    written = municloud("report", "--inventory", str(TINY), str(junit), "--out", str(pages))
+    assert written.returncode == 1, written.stdout + written.stderr  # a failure, not waived
+    page = {code: json.loads((pages / f"{code}.json").read_text(encoding="utf-8"))
+            for code in ("320005", "322016", "322032")}
+    failed = {
+        (code, clause["id"], h["host"])
+        for code, p in page.items()
+        for clause in p["clauses"]
+        for h in clause["hosts"]
+        if h["result"] != "passed"
+    }
+    assert failed == {("322032", "segments.no-bypass", broken)}, failed
+    assert {code: p["result"] for code, p in page.items()} == {
+        "320005": "passed", "322016": "passed", "322032": "failed"}
+    assert page["322032"]["counts"]["failed"] == 1
+    assert page["322016"]["counts"]["passed"] > 0 and page["322016"]["counts"]["failed"] == 0
+    clause = next(c for c in page["322032"]["clauses"] if c["id"] == "segments.no-bypass")
+    host = next(h for h in clause["hosts"] if h["host"] == broken)
+    (case,) = [c for c in host["cases"] if c["outcome"] != "passed"]
+    assert "8081" in case["message"], case
+    html = (pages / "322032.html").read_text(encoding="utf-8")
+    assert "出雲市" in html and broken in html and "8081" in html
 
 
 def test_a_lab_left_by_another_clone_is_made_again_with_this_key(
