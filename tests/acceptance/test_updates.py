@@ -302,6 +302,25 @@ def test_a_new_package_and_pattern_file_reach_the_lgwan_terminal(
     assert out.split()[0] == pattern_sha
 
 
+@pytest.mark.clause("updates.delivery")
+def test_a_person_can_start_the_jobs_again_and_again(
+        relay_lab: None, run_as_root: Run, platform: Host, lab_host: Host, terminal: Host,
+        evidence: Any) -> None:
+    """After an urgent vendor release an operator starts the jobs by hand, perhaps several times
+    in a row: systemd must never refuse one. (With systemd's default start limit, 5 starts in
+    10 s, the sixth ingest in a row was refused: each takes about a second here.)"""
+    for host, unit in ((platform, "municloud-update-ingest.service"),
+                       (lab_host, "municloud-update-sync.service"),
+                       (terminal, "municloud-update-fetch.service")):
+        starts = 7
+        status, out, err = run_as_root(
+            host, f"for i in $(seq {starts}); do systemctl start {unit} 2>&1 || "
+                  f"{{ echo \"start $i refused\"; exit 1; }}; done; echo {starts} starts",
+            timeout=600)
+        evidence(f"systemctl start {unit}, {starts} times in a row", out + err, on=host)
+        assert status == 0, f"{host.name}: {out}{err}"
+
+
 # --- the window and the cap --------------------------------------------------------------------
 
 
