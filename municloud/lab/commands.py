@@ -418,7 +418,7 @@ def down(prefecture: inventory.Prefecture, topo: Topology, args: argparse.Namesp
     containers = docker("ps", "-aq", "--filter", selector).stdout.split()
     if containers:
         say(f"removing {len(containers)} containers of lab {topo.lab} ...")
-        docker("rm", "-f", *containers)
+        engine.remove_containers(containers, say)
     networks = docker("network", "ls", "-q", "--filter", selector).stdout.split()
     if networks:
         say(f"removing {len(networks)} networks of lab {topo.lab} ...")
