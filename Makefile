@@ -48,10 +48,14 @@ lint:
 	$(BIN)/ansible-lint -q roles playbooks
 
 ## test-lab: for each inventory: lab up, converge, idempotent rerun, check mode, acceptance
+## (each step timed, and the lab tests' slowest listed: where make test spends its time)
 test-lab:
-	$(BIN)/pytest tests/lab -q -m lab
+	time $(BIN)/pytest tests/lab -q -m lab --durations=12
 	for inv in $(LAB_INVENTORIES); do \
-	  $(MAKE) --no-print-directory lab-up converge acceptance INVENTORY=$$inv; \
+	  for step in lab-up converge acceptance; do \
+	    echo "==> $$step $$inv"; \
+	    time $(MAKE) --no-print-directory $$step INVENTORY=$$inv; \
+	  done; \
 	done
 
 lab-up:
@@ -63,10 +67,10 @@ lab-down:
 ## converge: site.yml, then again (must change nothing), then --check --diff (must run clean)
 converge:
 	mkdir -p $(REPORTS)
-	$(WITH_VAULT) ansible-playbook -i $(INVENTORY) playbooks/site.yml
-	$(WITH_VAULT) ansible-playbook -i $(INVENTORY) playbooks/site.yml >$(REPORTS)/rerun-$(notdir $(INVENTORY)).log 2>&1 || { tail -40 $(REPORTS)/rerun-$(notdir $(INVENTORY)).log; false; }
+	time $(WITH_VAULT) ansible-playbook -i $(INVENTORY) playbooks/site.yml
+	time $(WITH_VAULT) ansible-playbook -i $(INVENTORY) playbooks/site.yml >$(REPORTS)/rerun-$(notdir $(INVENTORY)).log 2>&1 || { tail -40 $(REPORTS)/rerun-$(notdir $(INVENTORY)).log; false; }
 	python3 scripts/assert_no_changes.py $(REPORTS)/rerun-$(notdir $(INVENTORY)).log
-	$(WITH_VAULT) ansible-playbook -i $(INVENTORY) playbooks/site.yml --check --diff >/dev/null
+	time $(WITH_VAULT) ansible-playbook -i $(INVENTORY) playbooks/site.yml --check --diff >/dev/null
 
 acceptance:
 	mkdir -p $(REPORTS)
