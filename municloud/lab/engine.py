@@ -140,13 +140,12 @@ def restart_engine(pid: int, say: Callable[[str], None] = print) -> None:
 def remove_containers(names: Sequence[str], say: Callable[[str], None] = print) -> None:
     """`docker rm -f` of ``names``; if dockerd hangs on them (see :data:`REMOVE_TIMEOUT`) and
     it is municloud's, restart it and remove them again; else a LabError saying what to do."""
+    docker_rm = ["docker", "rm", "-f", *names]
     try:
-        docker_rm = ["docker", "rm", "-f", *names]
         run(docker_rm, timeout=REMOVE_TIMEOUT)
         return
     except subprocess.TimeoutExpired:
-        pass
-    pid = our_dockerd()
+        pid = our_dockerd()
     if pid is None:
         raise LabError(
             f"`docker rm -f` of {len(names)} containers did not return in {REMOVE_TIMEOUT:.0f} s: "
@@ -157,7 +156,11 @@ def remove_containers(names: Sequence[str], say: Callable[[str], None] = print) 
         f"their exit, a known Docker fault): restarting the dockerd municloud started (pid "
         f"{pid}); any other lab's hosts stop with it (`municloud lab up` starts them again)")
     restart_engine(pid, say)
-    run(docker_rm, timeout=REMOVE_TIMEOUT)
+    try:
+        run(docker_rm, timeout=REMOVE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"`docker rm -f` of {len(names)} containers did not return even after "
+                       f"dockerd was restarted; see {DOCKERD_LOG}") from None
 
 
 # Every systemd host takes a few dozen inotify instances, all counted against root's limit on the

@@ -75,3 +75,19 @@ def test_a_quick_removal_restarts_nothing(fake: dict[str, Path]) -> None:
     fake["restarted"].touch()  # rm returns at once
     engine.remove_containers(["mc-a"], print)
     assert fake["calls"].read_text().splitlines() == ["rm -f mc-a"]
+
+
+def test_a_removal_that_hangs_after_the_restart_too_is_an_error(
+    fake: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "ensure_engine", lambda say=print: None)  # restarts, still hangs
+    dockerd = subprocess.Popen([str(tmp_path / "bin" / "dockerd"), "-c",
+                                "import time; time.sleep(600)"])
+    try:
+        fake["pidfile"].write_text(f"{dockerd.pid}\n")
+        with pytest.raises(engine.LabError, match="even after dockerd was restarted"):
+            engine.remove_containers(["mc-a"], print)
+        assert fake["calls"].read_text().splitlines() == ["rm -f mc-a"] * 2
+    finally:
+        dockerd.kill()
+        dockerd.wait()
