@@ -313,10 +313,7 @@ def test_a_person_can_start_the_jobs_again_and_again(
     A pattern file is delivered to the relay first, so that the terminal has something to fetch
     whatever ran before (on a lab no test has delivered to, the fetch fails: nothing served)."""
     publish_pattern(run_as_root, vendor)
-    status, log = ingest(run_as_root, platform)
-    assert status == 0, log
-    status, log = sync(run_as_root, lab_host, inside(window))
-    assert status == 0, log
+    up_to_date(run_as_root, platform, lab_host, window)
     starts = 6  # one past the default burst
     for host, unit in ((platform, "municloud-update-ingest.service"),
                        (lab_host, "municloud-update-sync.service"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,22 +45,26 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     return paths
 
 
-def test_a_hung_removal_restarts_our_dockerd_and_removes_the_containers(
-    fake: dict[str, Path], tmp_path: Path
-) -> None:
+@pytest.fixture
+def our_dockerd(fake: dict[str, Path], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A process named dockerd whose pid is in municloud's pidfile, as `lab up` leaves it."""
     dockerd = subprocess.Popen([str(tmp_path / "bin" / "dockerd"), "-c",
                                 "import time; time.sleep(600)"])
-    try:
-        fake["pidfile"].write_text(f"{dockerd.pid}\n")
-        said: list[str] = []
-        engine.remove_containers(["mc-a", "mc-b"], said.append)
-        assert dockerd.wait(timeout=10) == -15  # stopped with SIGTERM
-        assert fake["restarted"].exists()
-        assert fake["calls"].read_text().splitlines() == ["rm -f mc-a mc-b"] * 2
-        assert any(f"pid {dockerd.pid}" in s and "restarting" in s for s in said), said
-    finally:
-        dockerd.kill()
-        dockerd.wait()
+    fake["pidfile"].write_text(f"{dockerd.pid}\n")
+    yield dockerd
+    dockerd.kill()
+    dockerd.wait()
+
+
+def test_a_hung_removal_restarts_our_dockerd_and_removes_the_containers(
+    fake: dict[str, Path], our_dockerd: subprocess.Popen[bytes]
+) -> None:
+    said: list[str] = []
+    engine.remove_containers(["mc-a", "mc-b"], said.append)
+    assert our_dockerd.wait(timeout=10) == -15  # stopped with SIGTERM
+    assert fake["restarted"].exists()
+    assert fake["calls"].read_text().splitlines() == ["rm -f mc-a mc-b"] * 2
+    assert any(f"pid {our_dockerd.pid}" in s and "restarting" in s for s in said), said
 
 
 def test_a_hung_removal_under_a_dockerd_we_did_not_start_says_what_to_do(
@@ -78,16 +83,10 @@ def test_a_quick_removal_restarts_nothing(fake: dict[str, Path]) -> None:
 
 
 def test_a_removal_that_hangs_after_the_restart_too_is_an_error(
-    fake: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake: dict[str, Path], our_dockerd: subprocess.Popen[bytes],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(engine, "ensure_engine", lambda say=print: None)  # restarts, still hangs
-    dockerd = subprocess.Popen([str(tmp_path / "bin" / "dockerd"), "-c",
-                                "import time; time.sleep(600)"])
-    try:
-        fake["pidfile"].write_text(f"{dockerd.pid}\n")
-        with pytest.raises(engine.LabError, match="even after dockerd was restarted"):
-            engine.remove_containers(["mc-a"], print)
-        assert fake["calls"].read_text().splitlines() == ["rm -f mc-a"] * 2
-    finally:
-        dockerd.kill()
-        dockerd.wait()
+    with pytest.raises(engine.LabError, match="even after dockerd was restarted"):
+        engine.remove_containers(["mc-a"], print)
+    assert fake["calls"].read_text().splitlines() == ["rm -f mc-a"] * 2
