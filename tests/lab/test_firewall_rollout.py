@@ -8,7 +8,8 @@ What an integrator must be able to trust before running site.yml on a whole pref
 * a ruleset that cuts the controller off is restored by the gateway itself within the confirm
   time, and the play says so;
 * one broken municipality stops the run before the next is touched;
-* a second run changes nothing;
+* a second run changes nothing, and skips the roles' tasks where nothing changed (the fast
+  path), yet puts back what a person changed by hand;
 * a host changed by hand shows up as drift in ``municloud audit`` (check mode), and only it;
 * a denied packet is logged with a prefix naming the municipality and the zone pair.
 
@@ -37,6 +38,12 @@ pytestmark = pytest.mark.lab
 MATSUE_GW = "mc-tiny-matsue-gw"
 IZUMO_GW = "mc-tiny-izumo-gw"
 CONFIRM_SECONDS = 20
+# Tasks of the roles' full runs that a plain second run must not reach (the fast path).
+FULL_RUN_TASKS = [
+    "baseline : Configure sshd for key-only logins",
+    "firewall : Load the ruleset, to be rolled back unless confirmed",
+    "lab_listener : Describe the listener to systemd",
+]
 
 
 def on(container: str, command: str) -> str:
@@ -85,12 +92,33 @@ def host_vars() -> Iterator[Path]:
     directory.rmdir()
 
 
-def test_second_run_changes_nothing(converged: None) -> None:
+def test_second_run_changes_nothing_and_takes_the_fast_path(converged: None) -> None:
     again = playbook()
     assert again.returncode == 0, again.stdout[-3000:]
     counts = changed_hosts(again.stdout)
     assert len(counts) == len(inventory.load(TINY).hosts)
     assert set(counts.values()) == {0}, counts
+    # No host ran the fast-path roles' tasks (docs/fast-path.md): the task headers print when
+    # any host runs the task.
+    for task in FULL_RUN_TASKS:
+        assert f"TASK [{task}" not in again.stdout, task
+
+
+def test_a_second_run_puts_back_what_a_person_changed_by_hand(converged: None) -> None:
+    """An address added to the firewall's management set in force, on one terminal, and a time
+    zone set by hand on another: the next plain run finds both (the fast path's probes), puts
+    them back, and changes nothing on any other host."""
+    matsue, izumo = "mc-tiny-matsue-lgwan-term", "mc-tiny-izumo-lgwan-term"
+    before = in_force(matsue)
+    on(matsue, "nft add element inet municloud management '{ 198.18.99.99 }'")
+    on(izumo, "echo Europe/London > /etc/timezone")
+    assert in_force(matsue) != before
+    fixed = playbook()
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
+    counts = changed_hosts(fixed.stdout)
+    assert {h for h, n in counts.items() if n} == {"matsue-lgwan-term", "izumo-lgwan-term"}, counts
+    assert in_force(matsue) == before
+    assert on(izumo, "cat /etc/timezone") == "Asia/Tokyo\n"
 
 
 def test_a_host_changed_by_hand_shows_up_as_drift(converged: None, tmp_path: Path) -> None:

@@ -409,6 +409,7 @@ def test_the_image_runs_the_playbooks_filters_and_the_cli(tmp_path: Path) -> Non
         "municloud_peer_address": (
             "hostvars | municloud_peer_address(groups, 'tottori-shi-lgwan-term', 'update_relay')"),
         "municloud_rollout_batches": "groups | municloud_rollout_batches | join(',')",
+        "municloud_converge_inputs": "hostvars | municloud_converge_inputs(groups) | length",
         "municloud_mfa_enrolled": "[] | municloud_mfa_enrolled({}) | length",
         "municloud_proxy_squid_conf": (
             "hostvars | municloud_proxy_squid_conf(groups, 'sc-proxy', {}) | length"),
@@ -439,6 +440,7 @@ def test_the_image_runs_the_playbooks_filters_and_the_cli(tmp_path: Path) -> Non
     assert got["municloud_problems"] == "0" and got["municloud_host"] == "alpha"
     assert got["municloud_peer_address"] == "198.18.17.20"
     assert got["municloud_rollout_batches"] == "8,8,8"
+    assert got["municloud_converge_inputs"] == "64"  # a SHA-256, in hex
     assert int(got["municloud_proxy_squid_conf"]) > 0 and int(got["fleet"]) > 0
 
     cli = in_the_image(tmp_path, "municloud", "validate", str(source))
