@@ -84,6 +84,7 @@ import json
 import os
 import shlex
 import stat
+import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -110,8 +111,17 @@ def _file(path):
 
 
 def _run(module, argv):
-    rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
-    return rc, out, err
+    # Not module.run_command: its select loop gives up on a command's output when a 1 s select
+    # times out and the command exits before the next poll (ansible/ansible#51393, still so in
+    # ansible-core 2.19). On a loaded host that turns an unchanged probe into an empty one, a
+    # false difference and a needless full run; it failed this module's unit test once on CI.
+    # communicate() reads both pipes to their end.
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                              env={**os.environ, "LC_ALL": "C"}, check=False)
+    except OSError as e:
+        module.fail_json(msg=f"probe {' '.join(argv)}: {e}")
+    return done.returncode, done.stdout, done.stderr
 
 
 def _services(module, units):

@@ -70,7 +70,7 @@ def test_a_host_as_the_last_full_run_left_it_is_converged(host: Any) -> None:
     assert not stamped["changed"] and not stamped["failed"]
     assert host.record.stat().st_mode & 0o777 == 0o600
     again = host()
-    assert again["converged"] and again["differences"] == [] and not again["changed"]
+    assert again["differences"] == [] and again["converged"] and not again["changed"]
 
 
 @pytest.mark.parametrize(
