@@ -7,7 +7,9 @@
   filter plugin that counts the model's builds sees them made by the parent only, and made again
   by a worker once the play's groups changed (group_by), so no worker gets a stale model.
 * The mitogen_linear wrapper (plugins/strategy/mitogen_linear.py) silences exactly ansible-core's
-  deprecation of third-party strategies; any other deprecation still prints.
+  deprecation of third-party strategies; any other deprecation still prints. It also turns off
+  mitogen's CPU pinning: a filter templated by the per-task workers notes the CPUs each may run
+  on, every CPU the run was given through the wrapper, one CPU each through mitogen's own plugin.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ with open(os.environ["PROBE_IMPORTS"], "a", encoding="utf-8") as f:
 
 def probe(value):
     Display().deprecated("municloud probe: a deprecation that must still be shown", version="9.99")
+    # the CPUs the process templating this (a per-task worker) may run on
+    with open(os.environ["PROBE_CPUS"], "a", encoding="utf-8") as f:
+        f.write(",".join(map(str, sorted(os.sched_getaffinity(0)))) + "\\n")
     return value
 
 
@@ -78,6 +83,7 @@ def run_playbook(
         # the project's filters and the probe, as ansible.cfg's filter_plugins would name them
         "ANSIBLE_FILTER_PLUGINS": f"{REPO / 'plugins' / 'filter'}:{filters}",
         "PROBE_IMPORTS": str(imports),
+        "PROBE_CPUS": str(tmp_path / "cpus"),
     }
     env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
     proc = subprocess.run(
@@ -143,8 +149,9 @@ def test_only_the_strategy_deprecation_is_silenced(tmp_path: Path, project_confi
     assert "municloud probe: a deprecation that must still be shown" in proc.stderr
 
 
-def test_mitogen_without_the_wrapper_does_show_it(tmp_path: Path, project_config: Path) -> None:
-    """The control: mitogen's own strategy, not through plugins/strategy, prints the deprecation."""
+@pytest.fixture
+def mitogen_own_config(project_config: Path) -> Path:
+    """The project's settings, but mitogen's own strategy plugin instead of the wrapper."""
     import ansible_mitogen
 
     mitogen_strategies = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
@@ -159,8 +166,42 @@ def test_mitogen_without_the_wrapper_does_show_it(tmp_path: Path, project_config
         + "\n",
         encoding="utf-8",
     )
-    proc, _ = run_playbook(tmp_path, project_config)
+    return project_config
+
+
+def test_mitogen_without_the_wrapper_does_show_it(tmp_path: Path, mitogen_own_config: Path) -> None:
+    """The control: mitogen's own strategy, not through plugins/strategy, prints the deprecation."""
+    proc, _ = run_playbook(tmp_path, mitogen_own_config)
     assert "strategy plugins not included in ansible.builtin" in proc.stderr
+
+
+def cpus_of_the_workers(tmp_path: Path) -> set[str]:
+    return set((tmp_path / "cpus").read_text(encoding="utf-8").split())
+
+
+GIVEN = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+needs_two_cpus = pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="pinning shows only with two CPUs or more"
+)
+
+
+@needs_two_cpus
+def test_the_workers_may_run_on_every_cpu_the_run_was_given(
+    tmp_path: Path, project_config: Path
+) -> None:
+    """The wrapper turns mitogen's CPU pinning off: placement is the kernel's."""
+    run_playbook(tmp_path, project_config)
+    assert cpus_of_the_workers(tmp_path) == {GIVEN}
+
+
+@needs_two_cpus
+def test_mitogen_without_the_wrapper_pins_each_worker_to_one_cpu(
+    tmp_path: Path, mitogen_own_config: Path
+) -> None:
+    """The control: mitogen's own policy (on 2 or 3 CPUs, every worker on the same one)."""
+    run_playbook(tmp_path, mitogen_own_config)
+    seen = cpus_of_the_workers(tmp_path)
+    assert seen and all("," not in cpus for cpus in seen), seen
 
 
 # A filter plugin that notes each build of the model (the process, the hosts of the groups it was
