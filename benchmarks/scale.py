@@ -35,16 +35,17 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from converge import REPO, per_role, recap, role_table, run, stock_config
 
+from municloud.lab.engine import docker, ensure_engine
+
 BIN = Path(sys.executable).parent
 FIGURES = REPO / "benchmarks" / "scale.figures.md"
 
 
 def lab_containers() -> list[str]:
-    """Names of the lab containers up on this machine (any lab)."""
-    out = subprocess.run(
-        ["docker", "ps", "-a", "--filter", "label=municloud.lab", "--format", "{{.Names}}"],
-        capture_output=True, text=True, check=True,
-    ).stdout
+    """Names of the lab containers up on this machine (any lab), starting the engine if need be
+    (as `municloud lab up` would), so a machine where dockerd is not running yet is no error."""
+    ensure_engine()
+    out = docker("ps", "-a", "--filter", "label=municloud.lab", "--format", "{{.Names}}").stdout
     return out.split()
 
 
