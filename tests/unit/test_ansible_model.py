@@ -144,6 +144,48 @@ def test_rollout_batches_are_one_municipality_each(tmp_path: Path) -> None:
     assert batches == ["312011", "312029", "312037"]
 
 
+def _log_senders(inventory_dir: Path, tmp_path: Path) -> set[str]:
+    """The hosts site.yml's first play puts in municloud_log_forwarding, and the collector the
+    log_forwarding role sends to (``collector=<name>``), as a real run of that play says."""
+    site = yaml.safe_load((REPO / "playbooks" / "site.yml").read_text(encoding="utf-8"))
+    out = tmp_path / f"senders-{inventory_dir.name}.json"
+    said = ("{{ {'senders': groups['municloud_log_forwarding'] | default([]) | sort, "
+            "'collector': municloud_log_collectors | first | default('none')} | to_json }}")
+    show = {"name": "show", "hosts": "all", "gather_facts": False, "tasks": [
+        {"ansible.builtin.copy": {"dest": str(out), "content": said, "mode": "0644"},
+         "run_once": True, "delegate_to": "localhost"}]}
+    playbook = tmp_path / "senders.yml"
+    playbook.write_text(yaml.safe_dump([site[0], show], allow_unicode=True, sort_keys=False))
+    run = ansible("ansible-playbook", "-i", str(inventory_dir), str(playbook),
+                  "-e", "ansible_connection=local")
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads(out.read_text(encoding="utf-8"))
+    return set(result["senders"]) | {f"collector={result['collector']}"}
+
+
+def test_the_first_play_groups_the_hosts_that_send_logs_to_the_collector(tmp_path: Path) -> None:
+    """site.yml's first play names the inventory's log collector once for every host; the hosts
+    that send it their logs are the gateways, the proxy and the towns' hosts on the LGWAN or
+    internet segment (never the individual-number segment's). With no collector in the
+    inventory, no host is grouped to send logs."""
+    data = yaml.safe_load((SAMPLE / "hosts.yml").read_text(encoding="utf-8"))
+    expected = {"collector=log-collector"}
+    for name, host in data["all"]["children"]["shared"]["hosts"].items():
+        if host["municloud_role"] == "proxy":
+            expected.add(name)
+    for town in data["all"]["children"]["municipalities"]["children"].values():
+        for name, host in town["hosts"].items():
+            legs = set(host["municloud_addresses"])
+            if host["municloud_role"] == "gateway" or legs & {"lgwan", "internet"}:
+                expected.add(name)
+    assert _log_senders(SAMPLE, tmp_path) == expected
+
+    def no_collector(d: dict[str, Any]) -> None:
+        del d["all"]["children"]["shared"]["hosts"]["log-collector"]
+
+    assert _log_senders(write(tmp_path, no_collector), tmp_path) == {"collector=none"}
+
+
 # --- the update relay: what Ansible renders for a terminal, and what it refuses ------------------
 
 SOURCE = {"name": "lab-vendor", "type": "debian", "url": "http://198.18.0.20/debian",
