@@ -90,6 +90,9 @@ def run(label: str, cmd: list[str], config: Path, callbacks: str = "") -> tuple[
     if callbacks:
         env["ANSIBLE_CALLBACKS_ENABLED"] = callbacks
         env["PROFILE_ROLES_TASK_OUTPUT_LIMIT"] = "100"
+        # profile_tasks (when named) for its line after each task's header, which per_task
+        # reads; its own summary is left out.
+        env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "0"
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False, env=env)
     elapsed = time.monotonic() - start
@@ -110,10 +113,35 @@ def recap(output: str) -> tuple[int, int]:
 def per_role(output: str) -> dict[str, float]:
     """Seconds per role from ansible.posix.profile_roles' summary."""
     roles: dict[str, float] = {}
-    summary = output.rsplit("=" * 20, 1)[-1]
+    summary = output.rsplit("ROLES RECAP", 1)[-1].split("TASKS RECAP", 1)[0]
+    summary = summary.rsplit("=" * 20, 1)[-1]
     for m in re.finditer(r"^(\S+) -+ (\d+\.\d+)s$", summary, re.MULTILINE):
         roles[m[1]] = roles.get(m[1], 0.0) + float(m[2])
     return roles
+
+
+# profile_tasks' line after each task's header (and after the recap's): the time of the task
+# before, in parentheses.
+_TASK_HEADER = re.compile(
+    r"^(?:(?:TASK|RUNNING HANDLER) \[(.+?)\]|[A-Z]+ RECAP) \**\n"
+    r".*\((\d+):(\d+):(\d+\.\d+)\)",
+    re.MULTILINE,
+)
+
+
+def per_task(output: str) -> dict[str, float]:
+    """Seconds per task (summed over its runs, its hosts in parallel) from
+    ansible.posix.profile_tasks' lines: each header's line says how long the task before took."""
+    tasks: dict[str, float] = {}
+    previous = None
+    for m in _TASK_HEADER.finditer(output):
+        if previous is not None:
+            seconds = int(m[2]) * 3600 + int(m[3]) * 60 + float(m[4])
+            tasks[previous] = tasks.get(previous, 0.0) + seconds
+        if m[1] is None:  # the first recap: every task is counted
+            break
+        previous = m[1]
+    return tasks
 
 
 def role_table(roles: dict[str, dict[str, float]], sort_by: str) -> list[str]:
