@@ -109,12 +109,17 @@ def test_second_run_changes_nothing_and_takes_the_fast_path(converged: None) -> 
 
 def test_a_second_run_puts_back_what_a_person_changed_by_hand(converged: None) -> None:
     """An address added to the firewall's management set in force, on one terminal, and a time
-    zone set by hand on another: the next plain run finds both (the fast path's probes), puts
-    them back, and changes nothing on any other host."""
+    zone set by hand on another (which timedatectl has reported): the next plain run finds both
+    (the fast path's probes), puts them back, timedatectl says the zone again, and the run
+    changes nothing on any other host."""
     matsue, izumo = "mc-tiny-matsue-lgwan-term", "mc-tiny-izumo-lgwan-term"
     before = in_force(matsue)
     on(matsue, "nft add element inet municloud management '{ 198.18.99.99 }'")
-    on(izumo, "echo Europe/London > /etc/timezone")
+    on(izumo, "echo Europe/London > /etc/timezone && "
+              "ln -sf /usr/share/zoneinfo/Europe/London /etc/localtime")
+    # systemd-timedated, started now, reads the hand's zone and keeps it while it runs (it exits
+    # when idle, some 30 s later): the run must make it let go, or timedatectl says London.
+    assert on(izumo, "timedatectl show --property=Timezone --value") == "Europe/London\n"
     assert in_force(matsue) != before
     fixed = playbook()
     assert fixed.returncode == 0, fixed.stdout[-3000:]
@@ -122,6 +127,7 @@ def test_a_second_run_puts_back_what_a_person_changed_by_hand(converged: None) -
     assert {h for h, n in counts.items() if n} == {"matsue-lgwan-term", "izumo-lgwan-term"}, counts
     assert in_force(matsue) == before
     assert on(izumo, "cat /etc/timezone") == "Asia/Tokyo\n"
+    assert on(izumo, "timedatectl show --property=Timezone --value") == "Asia/Tokyo\n"
 
 
 def test_a_host_changed_by_hand_shows_up_as_drift(converged: None, tmp_path: Path) -> None:
