@@ -165,9 +165,9 @@ def _log_senders(inventory_dir: Path, tmp_path: Path) -> set[str]:
 
 def test_the_first_play_groups_the_hosts_that_send_logs_to_the_collector(tmp_path: Path) -> None:
     """site.yml's first play names the inventory's log collector once for every host; the hosts
-    that send it their logs are the gateways, the proxy and the towns' hosts on the LGWAN or
-    internet segment (never the individual-number segment's). With no collector in the
-    inventory, no host is grouped to send logs."""
+    that send it their logs are the gateways, the proxy and the towns' hosts with a leg on the
+    LGWAN or internet segment. With no collector in the inventory, no host is grouped to send
+    logs."""
     data = yaml.safe_load((SAMPLE / "hosts.yml").read_text(encoding="utf-8"))
     expected = {"collector=log-collector"}
     for name, host in data["all"]["children"]["shared"]["hosts"].items():
