@@ -41,6 +41,9 @@ from municloud.lab.engine import docker, ensure_engine
 
 BIN = Path(sys.executable).parent
 FIGURES = REPO / "benchmarks" / "scale.figures.md"
+# One lab and settings: municipalities, hosts, settings, lab up s, converge s, rerun s, changed in
+# the rerun, cores busy in the converge.
+Row = tuple[int, int, str, float, float, float, int, float]
 # Seconds per task of each converge (ansible.posix.profile_tasks), for a closer look than the
 # figures' tables.
 TASKS = REPO / "benchmarks" / "scale.tasks.json"
@@ -92,7 +95,7 @@ def main() -> int:
 
     municloud = [str(BIN / "municloud")]
     project = REPO / "ansible.cfg"
-    rows: list[tuple[int, int, str, float, float, float, int, float]] = []
+    rows: list[Row] = []
     roles: dict[str, dict[str, float]] = {}
     tasks: dict[tuple[int, str], dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="municloud-scale-") as tmp:
@@ -177,7 +180,7 @@ def main() -> int:
 
 
 def growth_table(
-    rows: list[tuple[int, int, str, float, float, float, int, float]],
+    rows: list[Row],
     tasks: dict[tuple[int, str], dict[str, float]],
 ) -> list[str]:
     """The tasks that grew most faster than the hosts, from the smallest lab to the largest
