@@ -183,8 +183,8 @@ def growth_table(
     rows: list[Row],
     tasks: dict[tuple[int, str], dict[str, float]],
 ) -> list[str]:
-    """The tasks that grew most faster than the hosts, from the smallest lab to the largest
-    (project settings): where a converge stops growing with the prefecture's size alone."""
+    """The tasks that outgrew the hosts most, from the 3-municipality lab (else the smallest) to
+    the largest (project settings): where a converge stops growing with the hosts alone."""
     sizes = sorted({(n, hosts) for n, hosts, name, *_ in rows if name == "project"})
     if len(sizes) < 2:
         return []
