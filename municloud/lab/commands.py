@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -93,10 +94,11 @@ def main(args: argparse.Namespace) -> int:
 
 def up(prefecture: inventory.Prefecture, topo: Topology, args: argparse.Namespace) -> int:
     started = time.monotonic()
-    engine.ensure_engine(say)
-    engine.ensure_host_limits(say)
-    engine.ensure_bridged_accept()
-    tag = image.ensure_image(say)
+    with engine.machine_lock(say):
+        engine.ensure_engine(say)
+        engine.ensure_host_limits(say)
+        engine.ensure_bridged_accept()
+        tag = image.ensure_image(say)
     ensure_key(topo.lab)
     changed = ensure_networks(topo)
     for i, container in enumerate(topo.containers, 1):
@@ -128,9 +130,17 @@ def lab_vault_password() -> Path:
     path = STATE_DIR / "vault-password"
     if not path.is_file():
         STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32) + "\n")
+        # Written whole under a temporary name, then linked into place: labs brought up at once
+        # (`make test`) all end with the one password that won, and none reads a half-written file.
+        fd, tmp = tempfile.mkstemp(dir=STATE_DIR, prefix=".vault-password.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32) + "\n")
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another `lab up` made it first: use theirs
+        finally:
+            os.unlink(tmp)
     return path
 
 

@@ -6,18 +6,24 @@ repeated by hand. Nothing is pulled from a registry.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 DOCKERD_LOG = Path("/var/log/municloud-dockerd.log")
 DOCKERD_PIDFILE = Path("/run/municloud-dockerd.pid")
+# Held while one `municloud lab up` prepares the machine (the engine, kernel settings, the
+# iptables rule, the base image): `make test` brings its labs up at once, and two of them would
+# otherwise both start a dockerd, both insert the rule, or both debootstrap the same image.
+MACHINE_LOCK = Path("/run/municloud-lab.lock")
 
 # Docker's isolation rules for --internal networks also drop frames that one container forwards
 # to another on the same bridge (br_netfilter sends bridged frames through iptables). This rule
@@ -55,6 +61,28 @@ def docker_json(*args: str) -> list[dict[str, Any]]:
         return []
     data = json.loads(proc.stdout or "[]")
     return data if isinstance(data, list) else [data]
+
+
+@contextlib.contextmanager
+def machine_lock(say: Callable[[str], None] = print, path: Path = MACHINE_LOCK) -> Iterator[None]:
+    """Hold the lab machine's lock (an flock: the kernel releases it when the holder exits, so a
+    killed run leaves nothing to clean up); say so when another run holds it."""
+    with path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            say(f"waiting for {holder} to finish preparing the lab machine ...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"`municloud lab up` (pid {os.getpid()})\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)
 
 
 def engine_running() -> bool:
