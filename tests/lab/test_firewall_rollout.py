@@ -232,24 +232,33 @@ def test_one_broken_municipality_stops_the_run_before_the_next(
     assert "table inet municloud" in on(IZUMO_GW, "nft list tables")
 
 
+def _kernel_log() -> list[tuple[float, str]]:
+    """The lab machine's kernel log as (seconds since boot, line). The ring buffer is the
+    machine's and wraps on a long run: old lines fall out as new ones come in, so the number of
+    matching lines can stay the same while one was added (CI, 2026-12-02: 6 before, 6 after).
+    The timestamps say which lines are new."""
+    out = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+    stamped = (re.match(r"\[\s*(\d+\.\d+)\]", line) for line in out.splitlines())
+    return [(float(m.group(1)), m.string) for m in stamped if m]
+
+
 def test_a_denied_packet_is_logged_with_municipality_and_zone_pair(converged: None) -> None:
     """β: an LGWAN terminal may not reach the internet segment. The gateway drops the packet and
     the kernel log says "municloud drop 322016 lgwan>internet" (the lab lets container netfilter
     logs through: net.netfilter.nf_log_all_netns)."""
     marker = "municloud drop 322016 lgwan>internet"
-    before = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
-    count = before.count(marker)
+    since = max((stamp for stamp, _ in _kernel_log()), default=0.0)
     attempt = on(
         "mc-tiny-matsue-lgwan-term",
         'python3 -c \'import socket; socket.create_connection(("198.19.203.10", 22), '
         "timeout=2)' 2>&1 || echo denied",
     )
     assert "denied" in attempt
+    lines: list[str] = []
     for _ in range(10):
-        after = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
-        if after.count(marker) > count:
+        lines = [line for stamp, line in _kernel_log() if stamp > since and marker in line]
+        if lines:
             break
         time.sleep(0.5)
-    lines = [line for line in after.splitlines() if marker in line]
-    assert len(lines) > count, "no drop log line with the municipality and zone pair"
+    assert lines, "no drop log line with the municipality and zone pair"
     assert "SRC=198.19.202.10 DST=198.19.203.10" in lines[-1] and "DPT=22" in lines[-1]
