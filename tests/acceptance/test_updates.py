@@ -534,11 +534,19 @@ def test_a_sync_killed_midway_leaves_the_served_snapshot_intact(
 
     name, _ = publish_pattern(run_as_root, vendor, size=8 * 1024 * 1024)
     assert ingest(run_as_root, platform)[0] == 0
-    # 8 MiB at 1 MiB/s: killed after 2 s, well before the end.
-    run_as_root(lab_host, f"runuser -u municloud-updates -- {JOB} sync --config {RELAY_CONFIG} "
-                          f"--now {inside(window).isoformat()} --rate {1024 * 1024} "
-                          ">/tmp/killed-sync.log 2>&1 & sleep 2; "
-                          f"pkill -KILL -f '^/usr/bin/python3 {JOB} sync'; sleep 0.5")
+    # 8 MiB at 1 MiB/s, killed as soon as it has staged a file: well before the end. (A fixed
+    # 2 s wait was not enough on a busy machine: the sync had not staged anything yet.)
+    kill = _ok(run_as_root(
+        lab_host, f"runuser -u municloud-updates -- {JOB} sync --config {RELAY_CONFIG} "
+                  f"--now {inside(window).isoformat()} --rate {1024 * 1024} "
+                  ">/tmp/killed-sync.log 2>&1 & "
+                  "for _ in $(seq 150); do "
+                  f"[ -n \"$(find {RELAY_ROOT}/.staging -type f 2>/dev/null | head -1)\" ] "
+                  "&& break; "
+                  "sleep 0.2; done; "
+                  f"pkill -KILL -f '^/usr/bin/python3 {JOB} sync' && echo killed; sleep 0.5"),
+        "start and kill a sync")
+    assert "killed" in kill, "the sync had ended before it could be killed"
     assert served(run_as_root, lab_host) == before, "the snapshot switched under a killed sync"
     staged = _ok(run_as_root(lab_host, f"find {RELAY_ROOT}/.staging -type f | wc -l"), "staging")
     assert int(staged) > 0, "the killed sync had staged nothing: it was not cut midway"
