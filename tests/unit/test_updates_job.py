@@ -15,6 +15,7 @@ import io
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -124,8 +125,10 @@ def test_unsafe_paths_are_refused(path: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two keys (a vendor's and a stranger's): their homes and armored public keys."""
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """Two keys (a vendor's and a stranger's): their homes and armored public keys. The
+    gpg-agents that signing starts are stopped after the module (pytest keeps the homes, and
+    an agent would outlive the run)."""
     base = tmp_path_factory.mktemp("gpg")
     out: dict[str, Path] = {}
     for name in ("vendor", "stranger"):
@@ -139,7 +142,10 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         public.write_bytes(subprocess.run([*gpg, "--armor", "--export"], check=True,
                                           capture_output=True).stdout)
         out[name], out[f"{name}.asc"] = home, public
-    return out
+    yield out
+    for name in ("vendor", "stranger"):
+        subprocess.run(["gpgconf", "--homedir", str(out[name]), "--kill", "gpg-agent"],
+                       check=False, capture_output=True)
 
 
 def _sign(home: Path, file: Path) -> Path:
