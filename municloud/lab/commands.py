@@ -131,7 +131,7 @@ def lab_vault_password() -> Path:
     if not path.is_file():
         STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Written whole under a temporary name, then linked into place: labs brought up at once
-        # (`make test`) all end with the one password that won, and none reads a half-written file.
+        # all end with the one password that won, and none reads a half-written file.
         fd, tmp = tempfile.mkstemp(dir=STATE_DIR, prefix=".vault-password.")
         try:
             with os.fdopen(fd, "w") as f:

@@ -21,8 +21,9 @@ from typing import Any
 DOCKERD_LOG = Path("/var/log/municloud-dockerd.log")
 DOCKERD_PIDFILE = Path("/run/municloud-dockerd.pid")
 # Held while one `municloud lab up` prepares the machine (the engine, kernel settings, the
-# iptables rule, the base image): `make test` brings its labs up at once, and two of them would
-# otherwise both start a dockerd, both insert the rule, or both debootstrap the same image.
+# iptables rule, the base image): two labs brought up at once (two terminals, or jobs sharing a
+# machine) would otherwise both start a dockerd, both insert the rule, or both debootstrap the
+# same image.
 MACHINE_LOCK = Path("/run/municloud-lab.lock")
 
 # Docker's isolation rules for --internal networks also drop frames that one container forwards

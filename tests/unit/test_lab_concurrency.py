@@ -1,4 +1,4 @@
-"""Labs brought up at once (`make test` builds its three labs side by side).
+"""Labs brought up at once (two terminals, or jobs that share a machine).
 
 Each lab has its own containers, networks and state directory, but they share the machine (the
 engine, the iptables rule, the base image: municloud/lab/engine.py's machine lock) and the
